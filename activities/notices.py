@@ -1,0 +1,123 @@
+"""Notices by email: rendered from templates, sent over SMTP with aiosmtplib.
+
+Customer-facing notices speak for the company ("we") and never carry the
+name of a member of staff: every name the workflow lists in ``redact`` is
+removed from the context before rendering, and the rendered text is checked
+again before it leaves.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+
+import aiosmtplib
+from pydantic import BaseModel
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workflows.contracts import Contact, Notice
+
+TEMPLATES = Environment(
+    loader=PackageLoader("activities", "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+STAND_IN = "our team"
+
+
+class MailSettings(BaseModel):
+    host: str = "localhost"
+    port: int = 1025
+    username: str | None = None
+    password: str | None = None
+    start_tls: bool = False
+    sender: str = "care@example.com"
+    company: str = "Amends Demo Co."
+    executive: str = "The founders"
+    care: Contact = Contact(name="Customer care", email="care@example.com")
+
+
+def _name_pattern(names: list[str]) -> re.Pattern[str] | None:
+    # The full names first, then each part, so "Dave Miller" and a bare
+    # "Dave" in a free-text field both go.
+    parts: list[str] = []
+    for name in sorted(names, key=len, reverse=True):
+        parts.append(name)
+        parts += [p for p in name.split() if len(p) >= 2]
+    parts = [p for p in dict.fromkeys(parts) if p.strip()]
+    if not parts:
+        return None
+    return re.compile(r"\b(" + "|".join(re.escape(p) for p in parts) + r")\b", re.IGNORECASE)
+
+
+def redact(value, pattern: re.Pattern[str] | None):
+    if pattern is None:
+        return value
+    if isinstance(value, str):
+        return pattern.sub(STAND_IN, value)
+    if isinstance(value, list):
+        return [redact(v, pattern) for v in value]
+    if isinstance(value, dict):
+        return {k: redact(v, pattern) for k, v in value.items()}
+    return value
+
+
+def render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
+    """Subject and body of a notice; the template's first line is ``Subject: …``."""
+    context = dict(notice.context)
+    pattern = None
+    if notice.audience == "customer":
+        pattern = _name_pattern(notice.redact)
+        context = redact(context, pattern)
+    text = TEMPLATES.get_template(f"{notice.kind}.txt").render(
+        company=settings.company, executive=settings.executive, **context
+    )
+    first, _, body = text.partition("\n")
+    if not first.startswith("Subject: "):
+        raise ValueError(f"template {notice.kind}.txt must start with 'Subject: '")
+    subject = first.removeprefix("Subject: ").strip()
+    if pattern is not None and pattern.search(subject + body):
+        # A template itself named someone: never send it.
+        raise ApplicationError(f"{notice.kind} notice would name a member of staff", non_retryable=True)
+    return subject, body.lstrip("\n")
+
+
+class NoticeActivities:
+    def __init__(self, settings: MailSettings) -> None:
+        self.settings = settings
+
+    @activity.defn(name="send_notice")
+    async def send_notice(self, notice: Notice) -> str:
+        s = self.settings
+        subject, body = render(notice, s)
+        to = notice.to or s.care
+        message = EmailMessage()
+        message["From"] = formataddr((s.company, s.sender))
+        message["To"] = formataddr((to.name, str(to.email)))
+        message["Subject"] = subject
+        # Stable per notice: a retried send carries the same Message-ID, so
+        # mail systems and the sink can recognise the duplicate.
+        domain = s.sender.rpartition("@")[2] or "amends"
+        local = re.sub(r"[^A-Za-z0-9._-]", ".", notice.message_id)
+        message["Message-ID"] = f"<{local}@{domain}>"
+        message["X-Amends-Notice"] = notice.kind
+        message["Date"] = format_datetime(activity.info().current_attempt_scheduled_time)
+        message.set_content(body)
+        await aiosmtplib.send(
+            message,
+            hostname=s.host,
+            port=s.port,
+            username=s.username,
+            password=s.password,
+            start_tls=s.start_tls,
+            timeout=20,
+        )
+        return message["Message-ID"]
+
+

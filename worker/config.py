@@ -1,0 +1,68 @@
+"""Configuration of the worker and the CLI, all from the environment.
+
+Temporal's connection (address, namespace, TLS, API key, profiles in a TOML
+file) is read by the SDK's own environment configuration, the same variables
+the ``temporal`` CLI reads (``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``,
+``TEMPORAL_API_KEY``, ``TEMPORAL_TLS_*``, ``TEMPORAL_PROFILE``). amends' own
+settings are ``AMENDS_*``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+
+from activities.notices import MailSettings
+from workflows.contracts import Contact
+
+DEFAULT_TASK_QUEUE = "amends"
+
+
+class Settings(BaseModel):
+    task_queue: str = DEFAULT_TASK_QUEUE
+    stripe_api_key: str = "sk_test_amends_local"
+    stripe_api_base: str | None = "http://localhost:8420"
+    mail: MailSettings = MailSettings()
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        e = os.environ if env is None else env
+        mail = MailSettings(
+            host=e.get("AMENDS_SMTP_HOST", "localhost"),
+            port=int(e.get("AMENDS_SMTP_PORT", "1025")),
+            username=e.get("AMENDS_SMTP_USERNAME") or None,
+            password=e.get("AMENDS_SMTP_PASSWORD") or None,
+            start_tls=e.get("AMENDS_SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
+            sender=e.get("AMENDS_MAIL_FROM", "care@example.com"),
+            company=e.get("AMENDS_COMPANY", "Amends Demo Co."),
+            executive=e.get("AMENDS_EXECUTIVE", "The founders"),
+            care=Contact(
+                name=e.get("AMENDS_CARE_NAME", "Customer care"),
+                email=e.get("AMENDS_CARE_EMAIL", "care@example.com"),
+            ),
+        )
+        # A real key talks to real Stripe unless a base is given; the
+        # default key talks to localstripe.
+        key = e.get("AMENDS_STRIPE_API_KEY", "sk_test_amends_local")
+        base = e.get("AMENDS_STRIPE_API_BASE", "http://localhost:8420" if key == "sk_test_amends_local" else "")
+        return cls(
+            task_queue=e.get("AMENDS_TASK_QUEUE", DEFAULT_TASK_QUEUE),
+            stripe_api_key=key,
+            stripe_api_base=base or None,
+            mail=mail,
+        )
+
+
+async def connect(address: str | None = None, namespace: str | None = None) -> Client:
+    """A client with amends' data converter, configured like the ``temporal`` CLI."""
+    config = ClientConfig.load_client_connect_config()
+    config.setdefault("target_host", "localhost:7233")
+    if address:
+        config["target_host"] = address
+    if namespace:
+        config["namespace"] = namespace
+    return await Client.connect(**config, data_converter=pydantic_data_converter)

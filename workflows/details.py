@@ -1,0 +1,42 @@
+"""The Markdown shown as an incident's current details in the Temporal Web UI.
+
+Ops should answer "what is stuck, how badly, and what happened to this
+customer?" without opening the event history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from workflows.contracts import Snapshot
+from workflows.recovery import money
+from workflows.sla import human
+
+
+def current_details(s: Snapshot, now: datetime) -> str:
+    r = s.report
+    lines = [
+        f"**Stage:** {s.stage} · **Severity:** {r.severity} · **Category:** {r.category}",
+        f"**Customer:** {r.customer.customer_id} · **Order:** {r.order.order_id} ({r.order.amount_paid})",
+        f"**What happened:** {r.what_happened}",
+    ]
+    if r.owner:
+        lines.append(f"**Owner:** {r.owner.name}")
+    if s.deadline:
+        left = s.deadline.due_at - now
+        when = f"due in {human(left)}" if left.total_seconds() >= 0 else f"overdue by {human(-left)}"
+        line = f"**Next:** {s.deadline.waiting_for}, {when} ({s.deadline.due_at:%Y-%m-%d %H:%M} UTC)"
+        if s.escalation_level:
+            line += f" — escalated to level {s.escalation_level}"
+        lines.append(line)
+    remedy = s.agreed_remedy or s.proposal
+    if remedy:
+        items = ", ".join(f"{i.item_id} {i.item.kind} [{i.status}]" for i in remedy.items)
+        lines.append(f"**Remedy #{remedy.number} ({remedy.status}):** {items}")
+    if s.refunded_total:
+        lines.append(f"**Money refunded:** {money(s.refunded_total, r.order.amount_paid.currency)}")
+    if s.red_flagged:
+        lines.append("**Red-flagged account**")
+    if s.allowed_steps:
+        lines.append(f"**Allowed steps:** {', '.join(s.allowed_steps)}")
+    return "\n\n".join(lines)

@@ -1,0 +1,481 @@
+"""``IncidentRecovery``: one durable workflow per unhappy-customer incident.
+
+Human steps arrive as Workflow Updates. Each has a validator that asks the
+recovery state (and so the transition table) whether the step may happen
+now; a refused update writes nothing to history. Handlers only record the
+step and queue its side effects; the run loop performs them through
+activities, one at a time, and watches the stage's deadline meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import search
+    from workflows.contracts import (
+        AcceptInput,
+        Actor,
+        ApologyInput,
+        ApprovalInput,
+        CloseInput,
+        Contact,
+        DeclineInput,
+        Deadline,
+        FlagInput,
+        FulfilmentConfirmation,
+        IncidentReport,
+        ManualItem,
+        MoneyMovement,
+        NeedsInput,
+        Notice,
+        PostmortemInput,
+        RefundItem,
+        RefundRequest,
+        RefundResult,
+        Remedy,
+        RemedyItemState,
+        RemedyProposal,
+        RenegotiateInput,
+        Role,
+        Snapshot,
+        StepInput,
+    )
+    from workflows.details import current_details
+    from workflows.recovery import Recovery, Refused, money
+    from workflows.sla import MAX_ESCALATION_LEVEL, WAITING_FOR, human, stage_deadline
+    from workflows.stages import Stage, build_machine
+
+SYSTEM = Actor(name="amends", role=Role.SYSTEM)
+CLOCK = Actor(name="clock", role=Role.SYSTEM)
+
+NOTICE_OPTIONS = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
+)
+# Money: retry transient faults for a while, then give the incident back to a
+# human (renegotiate) rather than retrying forever.
+REFUND_OPTIONS = dict(
+    start_to_close_timeout=timedelta(seconds=60),
+    retry_policy=RetryPolicy(
+        maximum_interval=timedelta(minutes=2),
+        maximum_attempts=10,
+        non_retryable_error_types=["RefundDeclined", "RefundCeiling"],
+    ),
+)
+
+
+@workflow.defn(name="IncidentRecovery")
+class IncidentRecovery:
+    @workflow.init
+    def __init__(self, report: IncidentReport) -> None:
+        self._r = Recovery(report, workflow.info().workflow_id)
+        build_machine(self._r)
+        self._effects: list[tuple[str, str]] = []
+        self._changes = 0
+
+    # ================================================================ run
+
+    @workflow.run
+    async def run(self, report: IncidentReport) -> Snapshot:
+        self._r.record(workflow.now(), "detected", SYSTEM, "backend", report.what_happened)
+        self._enter_stage()
+        while self._r.stage != Stage.POSTMORTEM_DONE or self._effects:
+            await self._perform_effects()
+            if self._r.stage == Stage.POSTMORTEM_DONE:
+                continue
+            await self._wait_for_next_step()
+        await self._await_anniversary()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._r.snapshot()
+
+    async def _wait_for_next_step(self) -> None:
+        seen = self._changes
+        deadline = self._r.deadline
+        timeout = None if deadline is None else deadline.due_at - workflow.now()
+        if timeout is not None and timeout <= timedelta(0):
+            await self._escalate()
+            return
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._effects) or self._changes != seen,
+                timeout=timeout,
+                timeout_summary=None if deadline is None else f"{deadline.waiting_for} due {human(timeout)}",
+            )
+        except asyncio.TimeoutError:
+            await self._escalate()
+
+    async def _await_anniversary(self) -> None:
+        due = self._r.anniversary_due_at
+        while workflow.now() < due:
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._effects),
+                    timeout=due - workflow.now(),
+                    timeout_summary="anniversary note",
+                )
+            except asyncio.TimeoutError:
+                pass
+            await self._perform_effects()
+        await self._notify_customer("anniversary")
+        self._r.anniversary()  # the clock's step in the table
+        self._r.record(workflow.now(), "anniversary", CLOCK, "email", "anniversary note sent")
+        self._enter_stage()
+
+    # ================================================================ updates
+
+    @workflow.update(description="Apologise to the customer, first and fast; sends the apology notice.")
+    def apologise(self, step: ApologyInput) -> Snapshot:
+        self._take("apologise", step, "apology sent to the customer")
+        self._effects.append(("notice", "apology"))
+        return self._r.snapshot()
+
+    @apologise.validator
+    def _check_apologise(self, step: ApologyInput) -> None:
+        self._check("apologise", step)
+
+    @workflow.update(description="Record what the customer needs, in their own words.")
+    def record_needs(self, step: NeedsInput) -> Snapshot:
+        self._r.needs.append(step.needs)
+        self._take("record_needs", step, step.needs)
+        return self._r.snapshot()
+
+    @record_needs.validator
+    def _check_record_needs(self, step: NeedsInput) -> None:
+        self._check("record_needs", step)
+
+    @workflow.update(description="Propose a remedy (refunds, redo, replacement, upgrade); sends the proposal notice.")
+    def propose_remedy(self, step: RemedyProposal) -> Snapshot:
+        r = self._r
+        for old in r.remedies:
+            if old.status == "proposed":
+                old.status = "declined"  # superseded before the customer answered
+        number = len(r.remedies) + 1
+        items = [
+            RemedyItemState(item_id=f"remedy-{number}/item-{n}", item=item)
+            for n, item in enumerate(step.items, start=1)
+        ]
+        remedy = Remedy(number=number, proposed_by=step.by, proposed_at=workflow.now(), note=step.note, items=items)
+        total = remedy.refund_total()
+        if total > r.report.approval_limits.limit(step.by.role):
+            remedy.needs_approval_from = r.approver_for(total)
+        r.remedies.append(remedy)
+        detail = f"remedy #{number}: " + "; ".join(_describe(i.item) for i in items)
+        if remedy.needs_approval_from:
+            detail += f" (needs approval by a {remedy.needs_approval_from})"
+        self._take("propose_remedy", step, detail)
+        if remedy.needs_approval_from is None:
+            self._effects.append(("notice", "proposal"))
+        return r.snapshot()
+
+    @propose_remedy.validator
+    def _check_propose_remedy(self, step: RemedyProposal) -> None:
+        self._check("propose_remedy", step)
+
+    @workflow.update(description="Approve the pending remedy, within the approver's role limit.")
+    def approve_remedy(self, step: ApprovalInput) -> Snapshot:
+        p = self._r.proposal
+        assert p is not None
+        needed = p.needs_approval_from is not None and p.approved_by is None
+        p.approved_by = step.by
+        limit = self._r.report.approval_limits.limit(step.by.role)
+        self._take(
+            "approve_remedy", step,
+            f"remedy #{p.number} approved by a {step.by.role} (limit {money(limit, self._r.currency)})",
+        )
+        if needed:
+            self._effects.append(("notice", "proposal"))
+        return self._r.snapshot()
+
+    @approve_remedy.validator
+    def _check_approve_remedy(self, step: ApprovalInput) -> None:
+        self._check("approve_remedy", step)
+
+    @workflow.update(description="The customer accepts the proposed remedy; delivery starts.")
+    def accept_remedy(self, step: AcceptInput) -> Snapshot:
+        p = self._r.proposal
+        assert p is not None
+        p.accepted_by, p.accepted_at = step.by, workflow.now()
+        who = "an agent on the customer's behalf" if step.on_behalf_of_customer else str(step.by.role)
+        self._take("accept_remedy", step, f"remedy #{p.number} accepted by {who} via {step.channel}")
+        p.status = "agreed"
+        for item in p.items:
+            if isinstance(item.item, ManualItem):
+                item.status = "awaiting_confirmation"
+        self._effects.append(("deliver", str(p.number)))
+        return self._r.snapshot()
+
+    @accept_remedy.validator
+    def _check_accept_remedy(self, step: AcceptInput) -> None:
+        self._check("accept_remedy", step)
+
+    @workflow.update(description="The customer declines the proposal; back to listening.")
+    def decline_remedy(self, step: DeclineInput) -> Snapshot:
+        p = self._r.proposal
+        assert p is not None
+        p.status = "declined"
+        self._take("decline_remedy", step, f"remedy #{p.number} declined: {step.reason}")
+        return self._r.snapshot()
+
+    @decline_remedy.validator
+    def _check_decline_remedy(self, step: DeclineInput) -> None:
+        self._check("decline_remedy", step)
+
+    @workflow.update(description="Confirm that a manual item (redo, replacement, upgrade) was delivered.")
+    def confirm_fulfilment(self, step: FulfilmentConfirmation) -> Snapshot:
+        a = self._r.agreed
+        assert a is not None
+        item = next(i for i in a.items if i.item_id == step.item_id)
+        item.status = "delivered"
+        item.reference = step.note
+        self._take("confirm_fulfilment", step, f"{item.item_id} delivered: {_describe(item.item)}")
+        self._effects.append(("deliver", str(a.number)))  # may complete the remedy
+        return self._r.snapshot()
+
+    @confirm_fulfilment.validator
+    def _check_confirm_fulfilment(self, step: FulfilmentConfirmation) -> None:
+        self._check("confirm_fulfilment", step)
+
+    @workflow.update(description="The agreed remedy cannot be delivered: go back and agree another.")
+    def renegotiate(self, step: RenegotiateInput) -> Snapshot:
+        a = self._r.agreed
+        assert a is not None
+        a.status = "renegotiated"
+        for item in a.items:
+            if item.status not in ("delivered", "failed"):
+                item.status = "cancelled"
+        self._take("renegotiate", step, f"remedy #{a.number} renegotiated: {step.reason}")
+        return self._r.snapshot()
+
+    @renegotiate.validator
+    def _check_renegotiate(self, step: RenegotiateInput) -> None:
+        self._check("renegotiate", step)
+
+    @workflow.update(description="Close the incident: tell the customer what was done, apologise once more.")
+    def close(self, step: CloseInput) -> Snapshot:
+        self._r.closed_at = workflow.now()
+        self._take("close", step, step.summary or "closed")
+        self._effects.append(("notice", "closing"))
+        return self._r.snapshot()
+
+    @close.validator
+    def _check_close(self, step: CloseInput) -> None:
+        self._check("close", step)
+
+    @workflow.update(description="Record the blameless post-mortem: root cause and preventive actions.")
+    def record_postmortem(self, step: PostmortemInput) -> Snapshot:
+        self._r.postmortem = step
+        self._take("record_postmortem", step, f"root cause: {step.root_cause}")
+        return self._r.snapshot()
+
+    @record_postmortem.validator
+    def _check_record_postmortem(self, step: PostmortemInput) -> None:
+        self._check("record_postmortem", step)
+
+    @workflow.update(description="Red-flag the account (internal only; suppresses the anniversary gift).")
+    def flag_account(self, step: FlagInput) -> Snapshot:
+        self._r.red_flagged = True
+        self._r.flags.append(step.reason)
+        self._take("flag_account", step, step.reason)
+        return self._r.snapshot()
+
+    @flag_account.validator
+    def _check_flag_account(self, step: FlagInput) -> None:
+        self._check("flag_account", step)
+
+    @workflow.query(description="The whole current state: stage, timeline, remedy, money, deadline, flags.")
+    def snapshot(self) -> Snapshot:
+        return self._r.snapshot()
+
+    # ================================================================ stepping
+
+    def _check(self, trigger: str, step: StepInput) -> None:
+        try:
+            self._r.check(trigger, step)
+        except Refused as refused:
+            raise ApplicationError(str(refused), type="StepRefused", non_retryable=True) from None
+
+    def _take(self, trigger: str, step: StepInput, detail: str) -> None:
+        before = self._r.stage
+        # The machine checks the table's conditions once more; the validator
+        # already did, so a refusal here is a bug worth failing loudly on.
+        if not getattr(self._r, trigger)():
+            raise ApplicationError(f"{trigger}: the state machine refused the step", type="StepRefused")
+        self._r.record(workflow.now(), trigger, step.by, step.channel, detail)
+        if self._r.stage != before or trigger == "decline_remedy":
+            self._enter_stage()
+        else:
+            self._publish()
+
+    def _enter_stage(self) -> None:
+        r = self._r
+        r.escalation_level = 0
+        limit = stage_deadline(r.stage, r.report.severity)
+        r.deadline = (
+            None if limit is None
+            else Deadline(stage=r.stage, waiting_for=WAITING_FOR[r.stage], due_at=workflow.now() + limit)
+        )
+        self._publish()
+
+    def _publish(self) -> None:
+        """Make the change visible: search attributes, current details, wake the run loop."""
+        r = self._r
+        self._changes += 1
+        workflow.upsert_search_attributes(
+            [
+                search.RECOVERY_STAGE.value_set(str(r.stage)),
+                search.SEVERITY.value_set(str(r.report.severity)),
+                search.INCIDENT_CATEGORY.value_set(str(r.report.category)),
+                search.CUSTOMER_ID.value_set(r.report.customer.customer_id),
+                search.ESCALATION_LEVEL.value_set(r.escalation_level),
+                search.RED_FLAGGED.value_set(r.red_flagged),
+                search.STAGE_DEADLINE.value_set(r.deadline.due_at)
+                if r.deadline
+                else search.STAGE_DEADLINE.value_unset(),
+            ]
+        )
+        workflow.set_current_details(current_details(r.snapshot(), workflow.now()))
+
+    async def _escalate(self) -> None:
+        r = self._r
+        deadline = r.deadline
+        assert deadline is not None
+        r.escalation_level = min(r.escalation_level + 1, MAX_ESCALATION_LEVEL)
+        overdue = human(workflow.now() - deadline.due_at + stage_deadline(r.stage, r.report.severity))
+        r.record(
+            workflow.now(), "escalate", CLOCK, None,
+            f"{deadline.waiting_for} not done within {overdue}: escalated to level {r.escalation_level}",
+        )
+        # Keep paging, one level up each period, until someone acts.
+        r.deadline = Deadline(
+            stage=r.stage,
+            waiting_for=deadline.waiting_for,
+            due_at=workflow.now() + stage_deadline(r.stage, r.report.severity),
+        )
+        self._publish()
+        await self._notify_internal(
+            "escalation",
+            key=f"escalation-{r.stage}-{len(r.timeline)}",
+            waiting_for=deadline.waiting_for,
+            level=r.escalation_level,
+            stage=str(r.stage),
+        )
+
+    # ================================================================ effects
+
+    async def _perform_effects(self) -> None:
+        while self._effects:
+            kind, what = self._effects.pop(0)
+            if kind == "notice":
+                await self._notify_customer(what)
+            elif kind == "deliver":
+                await self._deliver(int(what))
+
+    async def _deliver(self, number: int) -> None:
+        r = self._r
+        remedy = next(x for x in r.remedies if x.number == number)
+        if remedy.status != "agreed":
+            return
+        for item in remedy.items:
+            if isinstance(item.item, RefundItem) and item.status == "pending":
+                await self._refund(item)
+        if r.stage == Stage.REMEDY_AGREED and r.is_delivered():
+            remedy.status = "delivered"
+            r.fulfil()
+            r.record(workflow.now(), "fulfil", SYSTEM, None, f"remedy #{number} delivered in full")
+            self._enter_stage()
+
+    async def _refund(self, item: RemedyItemState) -> None:
+        r = self._r
+        refund: RefundItem = item.item  # type: ignore[assignment]
+        item.status = "in_progress"
+        self._publish()
+        request = RefundRequest(
+            # Stable across retries, worker crashes and workflow resets: the
+            # workflow id and item, never the run id.
+            idempotency_key=f"{r.workflow_id}/{item.item_id}",
+            incident_workflow_id=r.workflow_id,
+            item_id=item.item_id,
+            payment_reference=r.report.order.payment_reference or "",
+            amount=refund.amount,
+            amount_paid=r.report.order.amount_paid,
+            reason=refund.reason,
+        )
+        try:
+            result = await workflow.execute_activity(
+                "refund_payment",
+                request,
+                result_type=RefundResult,
+                summary=f"refund {refund.amount} via Stripe",
+                **REFUND_OPTIONS,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            item.status, item.failure = "failed", reason
+            r.record(workflow.now(), "refund_failed", SYSTEM, None, f"{item.item_id}: {reason}")
+            self._publish()
+            await self._notify_internal(
+                "fulfilment_failed", key=f"failed-{item.item_id}", item=_describe(refund), reason=reason
+            )
+            return
+        item.status, item.reference = "delivered", result.refund_id
+        r.money_moved.append(
+            MoneyMovement(
+                item_id=item.item_id, kind="refund", amount=result.amount, reference=result.refund_id,
+                at=workflow.now(),
+            )
+        )
+        r.record(workflow.now(), "refund", SYSTEM, "stripe", f"{item.item_id}: {result.amount} refunded ({result.refund_id})")
+        self._publish()
+
+    async def _notify_customer(self, kind: str) -> None:
+        r = self._r
+        remedy = r.agreed if kind == "closing" else (r.proposal or r.agreed)
+        context = {
+            "customer_name": r.report.customer.name,
+            "order_id": r.report.order.order_id,
+            "what_happened": r.report.what_happened,
+            "impact": r.report.impact,
+            "detected_on": r.report.detected_at.date().isoformat(),
+            "remedy": [_describe(i.item) for i in remedy.items] if remedy else [],
+            "refunded": money(r.refunded_total, r.currency) if r.refunded_total else "",
+            "preventive_actions": list(r.postmortem.preventive_actions) if r.postmortem else [],
+        }
+        notice = Notice(
+            kind=kind,
+            audience="customer",
+            to=Contact(name=r.report.customer.name, email=r.report.customer.email),
+            message_id=f"{r.workflow_id}/{kind}/{len(r.timeline)}",
+            context=context,
+            redact=r.staff_names(),
+        )
+        await workflow.execute_activity("send_notice", notice, summary=f"{kind} notice to the customer", **NOTICE_OPTIONS)
+
+    async def _notify_internal(self, kind: str, key: str, **context) -> None:
+        r = self._r
+        notice = Notice(
+            kind=kind,
+            audience="internal",
+            to=r.report.owner,
+            message_id=f"{r.workflow_id}/{key}",
+            context={
+                "incident": r.workflow_id,
+                "customer_id": r.report.customer.customer_id,
+                "severity": str(r.report.severity),
+                "what_happened": r.report.what_happened,
+                **context,
+            },
+        )
+        await workflow.execute_activity("send_notice", notice, summary=f"{kind} notice to the owner", **NOTICE_OPTIONS)
+
+
+def _describe(item: RefundItem | ManualItem) -> str:
+    if isinstance(item, RefundItem):
+        return f"a refund of {item.amount}"
+    return f"{item.kind.replace('_', ' ')}: {item.description}"

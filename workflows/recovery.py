@@ -1,0 +1,262 @@
+"""The state of one incident, the model the ``transitions`` machine drives, and its guards.
+
+``Recovery`` holds everything the workflow knows; the machine sets its
+``state``. The predicates named in the transition table live here, and
+``check`` turns the table plus the money rules into the messages callers
+see when a step is refused. All of it is pure: update validators call
+``check`` and must not change anything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from workflows.contracts import (
+    AcceptInput,
+    Actor,
+    ApprovalInput,
+    Deadline,
+    FlagInput,
+    FulfilmentConfirmation,
+    IncidentReport,
+    ManualItem,
+    MoneyMovement,
+    PostmortemInput,
+    RefundItem,
+    Remedy,
+    RemedyProposal,
+    Role,
+    Snapshot,
+    TimelineEntry,
+    one_year_after,
+)
+from workflows.stages import AFTER_CLOSURE, Stage, allowed_steps, step_for
+
+
+class Refused(Exception):
+    """A step the playbook does not allow now; the message is for the caller."""
+
+
+APPROVER_ROLES = (Role.AGENT, Role.MANAGER, Role.DIRECTOR)
+
+
+def money(amount: int, currency: str) -> str:
+    return f"{amount / 100:.2f} {currency}"
+
+
+class Recovery:
+    state: str  # set by the transitions machine
+
+    def __init__(self, report: IncidentReport, workflow_id: str) -> None:
+        self.report = report
+        self.workflow_id = workflow_id
+        self.timeline: list[TimelineEntry] = []
+        self.needs: list[str] = []
+        self.remedies: list[Remedy] = []
+        self.money_moved: list[MoneyMovement] = []
+        self.deadline: Deadline | None = None
+        self.escalation_level = 0
+        self.flags: list[str] = []
+        self.red_flagged = False
+        self.closed_at: datetime | None = None
+        self.postmortem: PostmortemInput | None = None
+
+    # ------------------------------------------------------------ reading
+
+    @property
+    def stage(self) -> Stage:
+        return Stage(self.state)
+
+    @property
+    def currency(self) -> str:
+        return self.report.order.amount_paid.currency
+
+    @property
+    def proposal(self) -> Remedy | None:
+        return next((r for r in reversed(self.remedies) if r.status == "proposed"), None)
+
+    @property
+    def agreed(self) -> Remedy | None:
+        return next((r for r in reversed(self.remedies) if r.status in ("agreed", "delivered")), None)
+
+    @property
+    def refunded_total(self) -> int:
+        return sum(m.amount.amount for m in self.money_moved if m.kind == "refund")
+
+    def committed_refunds(self) -> int:
+        """Refunded already, plus refunds agreed and not yet failed: the ceiling's spend."""
+        pending = 0
+        for remedy in self.remedies:
+            if remedy.status != "agreed":
+                continue
+            for st in remedy.items:
+                if isinstance(st.item, RefundItem) and st.status in ("pending", "in_progress"):
+                    pending += st.item.amount.amount
+        return self.refunded_total + pending
+
+    @property
+    def anniversary_due_at(self) -> datetime:
+        return one_year_after(self.report.detected_at, self.report.anniversary_after_days)
+
+    def staff_names(self) -> list[str]:
+        """Every person's name that must never reach the customer."""
+        names = set(self.report.staff_involved)
+        names.update(e.by.name for e in self.timeline if e.by.role not in (Role.CUSTOMER, Role.SYSTEM))
+        if self.report.owner:
+            names.add(self.report.owner.name)
+        names.discard(self.report.customer.name)
+        return sorted(names)
+
+    # ------------------------------------------------------------ predicates named in the table
+
+    def has_proposal(self) -> bool:
+        return self.proposal is not None
+
+    def is_approved(self) -> bool:
+        p = self.proposal
+        return p is not None and (p.needs_approval_from is None or p.approved_by is not None)
+
+    def is_delivered(self) -> bool:
+        a = self.agreed
+        return a is not None and all(i.status == "delivered" for i in a.items)
+
+    def has_undelivered_items(self) -> bool:
+        a = self.agreed
+        if a is None or a.status != "agreed":
+            return False
+        statuses = [i.status for i in a.items]
+        return "in_progress" not in statuses and any(s != "delivered" for s in statuses)
+
+    # ------------------------------------------------------------ guards
+
+    def check(self, trigger: str, payload: object) -> None:
+        """Raise ``Refused`` with the reason when ``trigger`` may not happen now."""
+        stage = self.stage
+        step = step_for(stage, trigger)
+        if step is None:
+            if stage in AFTER_CLOSURE:
+                closed = self.closed_at.date().isoformat() if self.closed_at else "an earlier date"
+                raise Refused(
+                    f"{trigger} refused: this incident was closed on {closed} and cannot be reopened; "
+                    f"open a new incident with a new key"
+                )
+            allowed = ", ".join(allowed_steps(stage)) or "none (the clock takes the next step)"
+            raise Refused(f"{trigger} refused: the incident is at stage '{stage}'; allowed now: {allowed}")
+        for condition in step.conditions:
+            if not getattr(self, condition)():
+                raise Refused(f"{trigger} refused: {self._condition_reason(condition)}")
+        extra = getattr(self, f"_check_{trigger}", None)
+        if extra is not None:
+            extra(payload)
+
+    def _condition_reason(self, condition: str) -> str:
+        p = self.proposal
+        if condition == "has_proposal":
+            return "no remedy has been proposed yet; propose_remedy first"
+        if condition == "is_approved" and p is not None:
+            return (
+                f"remedy #{p.number} promises {money(p.refund_total(), self.currency)}, above what a "
+                f"{p.proposed_by.role} may promise; it needs approve_remedy by a {p.needs_approval_from} "
+                f"or above before the customer's acceptance counts"
+            )
+        if condition == "has_undelivered_items":
+            return "the agreed remedy has no undelivered item that is not already in progress"
+        if condition == "is_delivered":
+            return "the agreed remedy is not fully delivered yet"
+        return condition
+
+    def _check_money(self, items: list, field: str) -> None:
+        currency = self.currency
+        paid = self.report.order.amount_paid.amount
+        total = 0
+        for n, item in enumerate(items):
+            if isinstance(item, RefundItem):
+                if item.amount.currency != currency:
+                    raise Refused(
+                        f"{field}[{n}].amount.currency: must be the order's currency {currency}, "
+                        f"not {item.amount.currency}"
+                    )
+                total += item.amount.amount
+        if total and not self.report.order.payment_reference:
+            raise Refused("order.payment_reference: a refund needs the payment it goes back to; none was given")
+        committed = self.committed_refunds()
+        if committed + total > paid:
+            raise Refused(
+                f"{field}: refunds would total {money(committed + total, currency)}, more than the "
+                f"{money(paid, currency)} paid ({money(committed, currency)} already refunded or agreed; "
+                f"at most {money(paid - committed, currency)} more)"
+            )
+
+    def _check_propose_remedy(self, proposal: RemedyProposal) -> None:
+        self._check_money(list(proposal.items), "items")
+
+    def _check_approve_remedy(self, approval: ApprovalInput) -> None:
+        p = self.proposal
+        assert p is not None  # the table's has_proposal condition ran first
+        role = approval.by.role
+        if role not in APPROVER_ROLES:
+            raise Refused(f"by.role: a {role} cannot approve a remedy; an agent, manager or director can")
+        limit = self.report.approval_limits.limit(role)
+        total = p.refund_total()
+        if total > limit:
+            raise Refused(
+                f"by.role: a {role} may approve up to {money(limit, self.currency)}; remedy #{p.number} "
+                f"promises {money(total, self.currency)} and needs a {self.approver_for(total)}"
+            )
+
+    def _check_accept_remedy(self, accept: AcceptInput) -> None:
+        p = self.proposal
+        assert p is not None
+        # The ceiling may have moved since the proposal (another remedy delivered).
+        self._check_money([i.item for i in p.items], "items")
+
+    def _check_confirm_fulfilment(self, confirmation: FulfilmentConfirmation) -> None:
+        a = self.agreed
+        assert a is not None
+        item = next((i for i in a.items if i.item_id == confirmation.item_id), None)
+        if item is None:
+            ids = ", ".join(i.item_id for i in a.items if isinstance(i.item, ManualItem)) or "none"
+            raise Refused(f"item_id: no item '{confirmation.item_id}' in the agreed remedy; items to confirm: {ids}")
+        if not isinstance(item.item, ManualItem):
+            raise Refused(f"item_id: '{item.item_id}' is a {item.item.kind}; the engine delivers it, nobody confirms it")
+        if item.status == "delivered":
+            raise Refused(f"item_id: '{item.item_id}' was already confirmed as delivered")
+
+    def _check_flag_account(self, flag: FlagInput) -> None:
+        if self.red_flagged:
+            raise Refused("flag_account refused: the account is already red-flagged")
+
+    def approver_for(self, total: int) -> Role | None:
+        limits = self.report.approval_limits
+        return next((r for r in APPROVER_ROLES if limits.limit(r) >= total), Role.DIRECTOR)
+
+    # ------------------------------------------------------------ recording
+
+    def record(self, at: datetime, step: str, by: Actor, channel: str | None, detail: str = "") -> None:
+        self.timeline.append(
+            TimelineEntry(at=at, step=step, by=by, channel=channel, stage=self.stage, detail=detail)
+        )
+
+    def snapshot(self) -> Snapshot:
+        paid = self.report.order.amount_paid.amount
+        return Snapshot(
+            workflow_id=self.workflow_id,
+            report=self.report,
+            stage=self.stage,
+            allowed_steps=allowed_steps(self.stage),
+            timeline=self.timeline,
+            needs=self.needs,
+            proposal=self.proposal,
+            agreed_remedy=self.agreed,
+            remedies=self.remedies,
+            money_moved=self.money_moved,
+            refunded_total=self.refunded_total,
+            refundable_left=paid - self.committed_refunds(),
+            deadline=self.deadline,
+            escalation_level=self.escalation_level,
+            red_flagged=self.red_flagged,
+            flags=self.flags,
+            closed_at=self.closed_at,
+            anniversary_due_at=self.anniversary_due_at,
+            postmortem=self.postmortem,
+        )
