@@ -39,12 +39,12 @@ class PaymentActivities:
                 non_retryable=True,
             ) from None
         for refund in existing:
-            if (refund.metadata or {}).get(KEY) == req.idempotency_key:
+            if _metadata(refund).get(KEY) == req.idempotency_key:
                 return self._result(refund, req, reused=True)
 
         ours = sum(
             r.amount for r in existing
-            if (r.metadata or {}).get(INCIDENT) == req.incident_workflow_id and r.status != "failed"
+            if _metadata(r).get(INCIDENT) == req.incident_workflow_id and r.status != "failed"
         )
         if ours + req.amount.amount > req.amount_paid.amount:
             raise ApplicationError(
@@ -82,6 +82,10 @@ class PaymentActivities:
             status=refund.status,
             reused=reused,
         )
+
+
+def _metadata(obj) -> dict:
+    return obj.metadata.to_dict() if getattr(obj, "metadata", None) else {}
 
 
 def stripe_client(api_key: str, api_base: str | None) -> stripe.StripeClient:

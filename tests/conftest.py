@@ -24,7 +24,7 @@ import pytest_asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from workflows.converter import data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -105,10 +105,25 @@ def settings(localstripe_url, mail_sink) -> Settings:
 async def ts_env():
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
     )
     await register_search_attributes(env.client)
     yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture
+async def clock_env(settings):
+    """A time-skipping server of the test's own, with a worker, for tests that
+    skip days or a year: skipping moves every timer of the server, and other
+    tests' incidents must not escalate under this one's feet."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+        data_converter=data_converter,
+    )
+    await register_search_attributes(env.client)
+    async with build_worker(env.client, settings):
+        yield env
     await env.shutdown()
 
 
@@ -124,7 +139,7 @@ async def ts_worker(ts_env, settings):
 async def dev_env():
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         search_attributes=search.ALL,
         dev_server_log_level="error",
     )

@@ -84,3 +84,24 @@ async def recorded_search_attributes(handle) -> dict:
 
 async def history_length(handle) -> int:
     return len([e async for e in handle.fetch_history_events()])
+
+
+async def history_kinds(handle) -> list[str]:
+    """The kinds of the events in a workflow's history, e.g. ``timer_started``."""
+    return [e.WhichOneof("attributes").removesuffix("_event_attributes") async for e in handle.fetch_history_events()]
+
+
+async def settled(handle) -> list[str]:
+    """Wait until the workflow has no activity in flight and its history stops growing."""
+    import asyncio
+
+    last: list[str] = []
+    for _ in range(400):
+        kinds = await history_kinds(handle)
+        scheduled = kinds.count("activity_task_scheduled")
+        finished = sum(kinds.count(k) for k in ("activity_task_completed", "activity_task_failed", "activity_task_timed_out"))
+        if kinds == last and scheduled == finished and kinds[-1] != "workflow_task_scheduled":
+            return kinds
+        last = kinds
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"history did not settle: {last[-5:]}")

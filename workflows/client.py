@@ -44,6 +44,10 @@ class StepRefused(Exception):
     """A guard refused the step; nothing was written. ``str()`` says why."""
 
 
+class InvalidInput(StepRefused):
+    """The input broke a contract rule (named with its field); nothing was written."""
+
+
 def workflow_id(incident_key: str) -> str:
     return f"incident-{incident_key}"
 
@@ -122,6 +126,8 @@ class AmendsClient:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == "StepRefused":
                 raise StepRefused(cause.message) from None
+            if isinstance(cause, ApplicationError) and cause.type == "InvalidInput":
+                raise InvalidInput(cause.message) from None
             raise
 
     async def apologise(self, key: str, step: ApologyInput, update_id: str | None = None) -> Snapshot:

@@ -96,8 +96,9 @@ class IncidentRecovery:
 
     async def _wait_for_next_step(self) -> None:
         seen = self._changes
-        deadline = self._r.deadline
-        timeout = None if deadline is None else deadline.due_at - workflow.now()
+        r = self._r
+        due = r.next_escalation_at
+        timeout = None if due is None else due - workflow.now()
         if timeout is not None and timeout <= timedelta(0):
             await self._escalate()
             return
@@ -105,7 +106,7 @@ class IncidentRecovery:
             await workflow.wait_condition(
                 lambda: bool(self._effects) or self._changes != seen,
                 timeout=timeout,
-                timeout_summary=None if deadline is None else f"{deadline.waiting_for} due {human(timeout)}",
+                timeout_summary=None if timeout is None else _deadline_summary(r, timeout),
             )
         except asyncio.TimeoutError:
             await self._escalate()
@@ -131,9 +132,9 @@ class IncidentRecovery:
 
     @workflow.update(description="Apologise to the customer, first and fast; sends the apology notice.")
     def apologise(self, step: ApologyInput) -> Snapshot:
-        self._take("apologise", step, "apology sent to the customer")
+        before = self._advance("apologise")
         self._effects.append(("notice", "apology"))
-        return self._r.snapshot()
+        return self._recorded("apologise", step, "apology sent to the customer", before)
 
     @apologise.validator
     def _check_apologise(self, step: ApologyInput) -> None:
@@ -141,9 +142,9 @@ class IncidentRecovery:
 
     @workflow.update(description="Record what the customer needs, in their own words.")
     def record_needs(self, step: NeedsInput) -> Snapshot:
+        before = self._advance("record_needs")
         self._r.needs.append(step.needs)
-        self._take("record_needs", step, step.needs)
-        return self._r.snapshot()
+        return self._recorded("record_needs", step, step.needs, before)
 
     @record_needs.validator
     def _check_record_needs(self, step: NeedsInput) -> None:
@@ -151,6 +152,7 @@ class IncidentRecovery:
 
     @workflow.update(description="Propose a remedy (refunds, redo, replacement, upgrade); sends the proposal notice.")
     def propose_remedy(self, step: RemedyProposal) -> Snapshot:
+        before = self._advance("propose_remedy")
         r = self._r
         for old in r.remedies:
             if old.status == "proposed":
@@ -168,10 +170,10 @@ class IncidentRecovery:
         detail = f"remedy #{number}: " + "; ".join(_describe(i.item) for i in items)
         if remedy.needs_approval_from:
             detail += f" (needs approval by a {remedy.needs_approval_from})"
-        self._take("propose_remedy", step, detail)
-        if remedy.needs_approval_from is None:
+        else:
+            # An over-limit proposal goes to the customer only once approved.
             self._effects.append(("notice", "proposal"))
-        return r.snapshot()
+        return self._recorded("propose_remedy", step, detail, before)
 
     @propose_remedy.validator
     def _check_propose_remedy(self, step: RemedyProposal) -> None:
@@ -179,18 +181,15 @@ class IncidentRecovery:
 
     @workflow.update(description="Approve the pending remedy, within the approver's role limit.")
     def approve_remedy(self, step: ApprovalInput) -> Snapshot:
+        before = self._advance("approve_remedy")
         p = self._r.proposal
         assert p is not None
-        needed = p.needs_approval_from is not None and p.approved_by is None
+        if p.needs_approval_from is not None and p.approved_by is None:
+            self._effects.append(("notice", "proposal"))
         p.approved_by = step.by
         limit = self._r.report.approval_limits.limit(step.by.role)
-        self._take(
-            "approve_remedy", step,
-            f"remedy #{p.number} approved by a {step.by.role} (limit {money(limit, self._r.currency)})",
-        )
-        if needed:
-            self._effects.append(("notice", "proposal"))
-        return self._r.snapshot()
+        detail = f"remedy #{p.number} approved by a {step.by.role} (limit {money(limit, self._r.currency)})"
+        return self._recorded("approve_remedy", step, detail, before)
 
     @approve_remedy.validator
     def _check_approve_remedy(self, step: ApprovalInput) -> None:
@@ -200,15 +199,14 @@ class IncidentRecovery:
     def accept_remedy(self, step: AcceptInput) -> Snapshot:
         p = self._r.proposal
         assert p is not None
-        p.accepted_by, p.accepted_at = step.by, workflow.now()
-        who = "an agent on the customer's behalf" if step.on_behalf_of_customer else str(step.by.role)
-        self._take("accept_remedy", step, f"remedy #{p.number} accepted by {who} via {step.channel}")
-        p.status = "agreed"
+        before = self._advance("accept_remedy")
+        p.accepted_by, p.accepted_at, p.status = step.by, workflow.now(), "agreed"
         for item in p.items:
             if isinstance(item.item, ManualItem):
                 item.status = "awaiting_confirmation"
         self._effects.append(("deliver", str(p.number)))
-        return self._r.snapshot()
+        who = "an agent on the customer's behalf" if step.on_behalf_of_customer else f"the {step.by.role}"
+        return self._recorded("accept_remedy", step, f"remedy #{p.number} accepted by {who} via {step.channel}", before)
 
     @accept_remedy.validator
     def _check_accept_remedy(self, step: AcceptInput) -> None:
@@ -218,9 +216,9 @@ class IncidentRecovery:
     def decline_remedy(self, step: DeclineInput) -> Snapshot:
         p = self._r.proposal
         assert p is not None
+        before = self._advance("decline_remedy")
         p.status = "declined"
-        self._take("decline_remedy", step, f"remedy #{p.number} declined: {step.reason}")
-        return self._r.snapshot()
+        return self._recorded("decline_remedy", step, f"remedy #{p.number} declined: {step.reason}", before)
 
     @decline_remedy.validator
     def _check_decline_remedy(self, step: DeclineInput) -> None:
@@ -228,14 +226,13 @@ class IncidentRecovery:
 
     @workflow.update(description="Confirm that a manual item (redo, replacement, upgrade) was delivered.")
     def confirm_fulfilment(self, step: FulfilmentConfirmation) -> Snapshot:
+        before = self._advance("confirm_fulfilment")
         a = self._r.agreed
         assert a is not None
         item = next(i for i in a.items if i.item_id == step.item_id)
-        item.status = "delivered"
-        item.reference = step.note
-        self._take("confirm_fulfilment", step, f"{item.item_id} delivered: {_describe(item.item)}")
+        item.status, item.reference = "delivered", step.note
         self._effects.append(("deliver", str(a.number)))  # may complete the remedy
-        return self._r.snapshot()
+        return self._recorded("confirm_fulfilment", step, f"{item.item_id} delivered: {_describe(item.item)}", before)
 
     @confirm_fulfilment.validator
     def _check_confirm_fulfilment(self, step: FulfilmentConfirmation) -> None:
@@ -245,12 +242,12 @@ class IncidentRecovery:
     def renegotiate(self, step: RenegotiateInput) -> Snapshot:
         a = self._r.agreed
         assert a is not None
+        before = self._advance("renegotiate")
         a.status = "renegotiated"
         for item in a.items:
             if item.status not in ("delivered", "failed"):
                 item.status = "cancelled"
-        self._take("renegotiate", step, f"remedy #{a.number} renegotiated: {step.reason}")
-        return self._r.snapshot()
+        return self._recorded("renegotiate", step, f"remedy #{a.number} renegotiated: {step.reason}", before)
 
     @renegotiate.validator
     def _check_renegotiate(self, step: RenegotiateInput) -> None:
@@ -258,10 +255,10 @@ class IncidentRecovery:
 
     @workflow.update(description="Close the incident: tell the customer what was done, apologise once more.")
     def close(self, step: CloseInput) -> Snapshot:
+        before = self._advance("close")
         self._r.closed_at = workflow.now()
-        self._take("close", step, step.summary or "closed")
         self._effects.append(("notice", "closing"))
-        return self._r.snapshot()
+        return self._recorded("close", step, step.summary or "closed", before)
 
     @close.validator
     def _check_close(self, step: CloseInput) -> None:
@@ -269,9 +266,9 @@ class IncidentRecovery:
 
     @workflow.update(description="Record the blameless post-mortem: root cause and preventive actions.")
     def record_postmortem(self, step: PostmortemInput) -> Snapshot:
+        before = self._advance("record_postmortem")
         self._r.postmortem = step
-        self._take("record_postmortem", step, f"root cause: {step.root_cause}")
-        return self._r.snapshot()
+        return self._recorded("record_postmortem", step, f"root cause: {step.root_cause}", before)
 
     @record_postmortem.validator
     def _check_record_postmortem(self, step: PostmortemInput) -> None:
@@ -279,10 +276,10 @@ class IncidentRecovery:
 
     @workflow.update(description="Red-flag the account (internal only; suppresses the anniversary gift).")
     def flag_account(self, step: FlagInput) -> Snapshot:
+        before = self._advance("flag_account")
         self._r.red_flagged = True
         self._r.flags.append(step.reason)
-        self._take("flag_account", step, step.reason)
-        return self._r.snapshot()
+        return self._recorded("flag_account", step, step.reason, before)
 
     @flag_account.validator
     def _check_flag_account(self, step: FlagInput) -> None:
@@ -300,17 +297,24 @@ class IncidentRecovery:
         except Refused as refused:
             raise ApplicationError(str(refused), type="StepRefused", non_retryable=True) from None
 
-    def _take(self, trigger: str, step: StepInput, detail: str) -> None:
+    def _advance(self, trigger: str) -> Stage:
+        """Take the step in the machine, before the handler changes anything.
+
+        The machine checks the table's conditions once more; the validator
+        already did, so a refusal here is a bug, failed before any state moved.
+        """
         before = self._r.stage
-        # The machine checks the table's conditions once more; the validator
-        # already did, so a refusal here is a bug worth failing loudly on.
         if not getattr(self._r, trigger)():
             raise ApplicationError(f"{trigger}: the state machine refused the step", type="StepRefused")
+        return before
+
+    def _recorded(self, trigger: str, step: StepInput, detail: str, before: Stage) -> Snapshot:
         self._r.record(workflow.now(), trigger, step.by, step.channel, detail)
         if self._r.stage != before or trigger == "decline_remedy":
-            self._enter_stage()
+            self._enter_stage()  # a new stage, or back to listening: the clock restarts
         else:
             self._publish()
+        return self._r.snapshot()
 
     def _enter_stage(self) -> None:
         r = self._r
@@ -320,6 +324,7 @@ class IncidentRecovery:
             None if limit is None
             else Deadline(stage=r.stage, waiting_for=WAITING_FOR[r.stage], due_at=workflow.now() + limit)
         )
+        r.next_escalation_at = r.deadline.due_at if r.deadline else None
         self._publish()
 
     def _publish(self) -> None:
@@ -342,28 +347,32 @@ class IncidentRecovery:
         workflow.set_current_details(current_details(r.snapshot(), workflow.now()))
 
     async def _escalate(self) -> None:
+        """The step is late: climb one level of the ladder and page it.
+
+        The stage's deadline stays where it was (ops sort by it); the next
+        escalation is one stage period later, up to the top level, after
+        which the incident waits on the humans already paged.
+        """
         r = self._r
         deadline = r.deadline
         assert deadline is not None
+        period = stage_deadline(r.stage, r.report.severity)
+        assert period is not None
         r.escalation_level = min(r.escalation_level + 1, MAX_ESCALATION_LEVEL)
-        overdue = human(workflow.now() - deadline.due_at + stage_deadline(r.stage, r.report.severity))
+        r.next_escalation_at = workflow.now() + period if r.escalation_level < MAX_ESCALATION_LEVEL else None
+        overdue = human(workflow.now() - deadline.due_at)
         r.record(
             workflow.now(), "escalate", CLOCK, None,
-            f"{deadline.waiting_for} not done within {overdue}: escalated to level {r.escalation_level}",
-        )
-        # Keep paging, one level up each period, until someone acts.
-        r.deadline = Deadline(
-            stage=r.stage,
-            waiting_for=deadline.waiting_for,
-            due_at=workflow.now() + stage_deadline(r.stage, r.report.severity),
+            f"{deadline.waiting_for} overdue by {overdue}: escalated to level {r.escalation_level}",
         )
         self._publish()
         await self._notify_internal(
             "escalation",
-            key=f"escalation-{r.stage}-{len(r.timeline)}",
+            key=f"escalation-{r.stage}-{r.escalation_level}-{len(r.timeline)}",
             waiting_for=deadline.waiting_for,
             level=r.escalation_level,
             stage=str(r.stage),
+            overdue=overdue,
         )
 
     # ================================================================ effects
@@ -473,6 +482,13 @@ class IncidentRecovery:
             },
         )
         await workflow.execute_activity("send_notice", notice, summary=f"{kind} notice to the owner", **NOTICE_OPTIONS)
+
+
+def _deadline_summary(r: Recovery, timeout: timedelta) -> str:
+    assert r.deadline is not None
+    if r.escalation_level == 0:
+        return f"{r.deadline.waiting_for} deadline {human(timeout)}"
+    return f"{r.deadline.waiting_for}: escalate to level {r.escalation_level + 1} in {human(timeout)}"
 
 
 def _describe(item: RefundItem | ManualItem) -> str:

@@ -56,6 +56,7 @@ class Recovery:
         self.money_moved: list[MoneyMovement] = []
         self.deadline: Deadline | None = None
         self.escalation_level = 0
+        self.next_escalation_at: datetime | None = None
         self.flags: list[str] = []
         self.red_flagged = False
         self.closed_at: datetime | None = None

@@ -18,8 +18,8 @@ from workflows.contracts import (
 from workflows.stages import Stage
 
 
-async def test_full_lifecycle_reaches_the_anniversary(ts_env, ts_worker, settings, stripe, mail_sink):
-    amends = AmendsClient(ts_env.client, settings.task_queue)
+async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, stripe, mail_sink):
+    amends = AmendsClient(clock_env.client, settings.task_queue)
     pi = await paid_intent(stripe, 8_000)
     rep = report(pi)
     key = rep.incident_key
@@ -49,7 +49,7 @@ async def test_full_lifecycle_reaches_the_anniversary(ts_env, ts_worker, setting
         snap = await amends.snapshot(key)
         if snap.stage == Stage.FULFILLED:
             break
-        await ts_env.sleep(0.1)
+        await clock_env.sleep(0.1)
     assert snap.stage == Stage.FULFILLED
     assert [m.amount.amount for m in snap.money_moved] == [3_000]
 
@@ -63,7 +63,7 @@ async def test_full_lifecycle_reaches_the_anniversary(ts_env, ts_worker, setting
         ),
     )
     # The time-skipping server jumps over the year while nothing else can happen.
-    await ts_env.sleep(timedelta(days=366))
+    await clock_env.sleep(timedelta(days=366))
     final = await handle.result()
     assert final.stage == Stage.ANNIVERSARY
     assert final.timeline[-1].at - rep.detected_at >= timedelta(days=365)
