@@ -231,8 +231,10 @@ class IncidentRecovery:
         assert a is not None
         item = next(i for i in a.items if i.item_id == step.item_id)
         item.status, item.reference = "delivered", step.note
-        self._effects.append(("deliver", str(a.number)))  # may complete the remedy
-        return self._recorded("confirm_fulfilment", step, f"{item.item_id} delivered: {_describe(item.item)}", before)
+        snap = self._recorded("confirm_fulfilment", step, f"{item.item_id} delivered: {_describe(item.item)}", before)
+        # When this was the last item, the remedy is fulfilled before the
+        # update returns, so the caller can close straight away.
+        return self._fulfil_if_delivered(a) or snap
 
     @confirm_fulfilment.validator
     def _check_confirm_fulfilment(self, step: FulfilmentConfirmation) -> None:
@@ -393,11 +395,17 @@ class IncidentRecovery:
         for item in remedy.items:
             if isinstance(item.item, RefundItem) and item.status == "pending":
                 await self._refund(item)
-        if r.stage == Stage.REMEDY_AGREED and r.is_delivered():
-            remedy.status = "delivered"
-            r.fulfil()
-            r.record(workflow.now(), "fulfil", SYSTEM, None, f"remedy #{number} delivered in full")
-            self._enter_stage()
+        self._fulfil_if_delivered(remedy)
+
+    def _fulfil_if_delivered(self, remedy: Remedy) -> Snapshot | None:
+        r = self._r
+        if r.stage != Stage.REMEDY_AGREED or not r.is_delivered():
+            return None
+        r.fulfil()  # the engine's step in the table
+        remedy.status = "delivered"
+        r.record(workflow.now(), "fulfil", SYSTEM, None, f"remedy #{remedy.number} delivered in full")
+        self._enter_stage()
+        return r.snapshot()
 
     async def _refund(self, item: RemedyItemState) -> None:
         r = self._r

@@ -169,4 +169,48 @@ def mermaid_diagram() -> str:
         show_conditions=True,
         title="IncidentRecovery",
     )
-    return machine.get_graph().draw(None).strip() + "\n"
+    raw = machine.get_graph().draw(None)
+    # transitions 0.9 writes a bare title in the front matter and a
+    # capitalised `Class` statement that Mermaid does not parse; the
+    # diagram needs neither (no state is "active" in the docs).
+    lines = [
+        line.rstrip()
+        for line in raw.splitlines()
+        if not line.strip().startswith(("classDef ", "Class ", "---")) and line.strip() != "IncidentRecovery"
+    ]
+    body = "\n".join(line for n, line in enumerate(lines) if line or (n and lines[n - 1]))
+    return "---\ntitle: IncidentRecovery\n---\n" + body.strip() + "\n"
+
+
+def steps_table_markdown() -> str:
+    def where(s: Step) -> str:
+        return "any stage" if s.source == "*" else ", ".join(f"`{x}`" for x in sources(s))
+
+    rows = [
+        "| step | from | to | taken by | conditions | what it is for |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in STEPS:
+        dest = f"`{s.dest}`" if s.dest else "(stays)"
+        rows.append(
+            f"| `{s.trigger}` | {where(s)} | {dest} | {s.by} | {', '.join(s.conditions) or '—'} | {s.doc} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def lifecycle_markdown() -> str:
+    """docs/lifecycle.md: generated from the table by ``python -m workflows.stages``."""
+    return (
+        "# The incident lifecycle\n\n"
+        "<!-- generated from workflows/stages.py by `python -m workflows.stages`; do not edit -->\n\n"
+        "```mermaid\n" + mermaid_diagram() + "```\n\n"
+        "Every step, from the one transition table (`workflows/stages.STEPS`). Human steps are\n"
+        "Workflow Updates; a step not listed for the current stage is refused by its validator.\n\n"
+        + steps_table_markdown()
+    )
+
+
+if __name__ == "__main__":
+    from pathlib import Path
+
+    Path(__file__).resolve().parent.parent.joinpath("docs", "lifecycle.md").write_text(lifecycle_markdown())

@@ -1,0 +1,53 @@
+"""Opening is idempotent, and a closed incident is never started again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.helpers import history_kinds, report
+from tests.workflows.test_guards import WALK, take
+from workflows.client import AmendsClient, IncidentClosed, workflow_id
+from workflows.stages import Stage
+
+
+async def test_opening_the_same_key_twice_yields_one_incident(ts_env, ts_worker, settings):
+    amends = AmendsClient(ts_env.client, settings.task_queue)
+    rep = report("pi_unused")
+    first = await amends.open_incident(rep)
+    await take(amends, rep.incident_key, "apologise")
+    # A retrying backend opens it again, even with a changed description.
+    again = await amends.open_incident(rep.model_copy(update={"what_happened": "late, again"}))
+    assert again.workflow_id == first.workflow_id == workflow_id(rep.incident_key)
+    assert again.stage == Stage.APOLOGISED  # the same incident, not a fresh one
+    assert again.report.what_happened == rep.what_happened
+    kinds = await history_kinds(amends.handle(rep.incident_key))
+    assert kinds.count("workflow_execution_started") == 1
+
+
+async def test_a_closed_incident_is_refused(ts_env, ts_worker, settings):
+    amends = AmendsClient(ts_env.client, settings.task_queue)
+    rep = report("pi_unused")
+    await amends.open_incident(rep)
+    for step in WALK[:6]:  # up to and including close
+        await take(amends, rep.incident_key, step)
+    with pytest.raises(IncidentClosed, match=r"was closed on \d{4}-\d\d-\d\d; open a new incident with a new key"):
+        await amends.open_incident(rep)
+
+
+async def test_a_finished_incident_is_never_started_again(clock_env, settings):
+    amends = AmendsClient(clock_env.client, settings.task_queue)
+    rep = report("pi_unused")
+    await amends.open_incident(rep)
+    for step in WALK:
+        await take(amends, rep.incident_key, step)
+    await clock_env.sleep(timedelta(days=366))
+    handle = amends.handle(rep.incident_key)
+    final = await handle.result()
+    assert final.stage == Stage.ANNIVERSARY
+    with pytest.raises(IncidentClosed, match="is closed and finished; open a new incident with a new key"):
+        await amends.open_incident(rep)
+    # The latest run under the id is still the finished one: the refused open
+    # started no new run (the default reuse policy would have).
+    assert (await history_kinds(amends.handle(rep.incident_key)))[-1] == "workflow_execution_completed"
