@@ -50,7 +50,7 @@ def report(
         what_happened="Your tent arrived nine days late because Kevin Lomax mislabelled the parcel.",
         impact="You left for your trip without it and had to buy another one.",
         detected_at=datetime.now(timezone.utc),
-        owner={"name": "Olga Brandt", "email": "olga@example.com"},
+        owner={"name": "Olga Brandt", "email": f"owner.{key}@example.com"},
         staff_involved=STAFF_AT_FAULT,
     )
     data.update(overrides)
