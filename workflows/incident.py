@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         StepInput,
     )
     from workflows.details import current_details
-    from workflows.recovery import Recovery, Refused, money
+    from workflows.recovery import Recovery, Refused, a, money
     from workflows.sla import MAX_ESCALATION_LEVEL, WAITING_FOR, human, stage_deadline
     from workflows.stages import Stage, build_machine
 
@@ -169,7 +169,7 @@ class IncidentRecovery:
         r.remedies.append(remedy)
         detail = f"remedy #{number}: " + "; ".join(_describe(i.item) for i in items)
         if remedy.needs_approval_from:
-            detail += f" (needs approval by a {remedy.needs_approval_from})"
+            detail += f" (needs approval by {a(remedy.needs_approval_from)})"
         else:
             # An over-limit proposal goes to the customer only once approved.
             self._effects.append(("notice", "proposal"))
@@ -188,7 +188,7 @@ class IncidentRecovery:
             self._effects.append(("notice", "proposal"))
         p.approved_by = step.by
         limit = self._r.report.approval_limits.limit(step.by.role)
-        detail = f"remedy #{p.number} approved by a {step.by.role} (limit {money(limit, self._r.currency)})"
+        detail = f"remedy #{p.number} approved by {a(step.by.role)} (limit {money(limit, self._r.currency)})"
         return self._recorded("approve_remedy", step, detail, before)
 
     @approve_remedy.validator

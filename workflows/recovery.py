@@ -40,6 +40,12 @@ class Refused(Exception):
 APPROVER_ROLES = (Role.AGENT, Role.MANAGER, Role.DIRECTOR)
 
 
+def a(word: object) -> str:
+    """'a manager', 'an agent'."""
+    text = str(word)
+    return f"an {text}" if text[:1] in "aeiou" else f"a {text}"
+
+
 def money(amount: int, currency: str) -> str:
     return f"{amount / 100:.2f} {currency}"
 
@@ -156,8 +162,8 @@ class Recovery:
             return "no remedy has been proposed yet; propose_remedy first"
         if condition == "is_approved" and p is not None:
             return (
-                f"remedy #{p.number} promises {money(p.refund_total(), self.currency)}, above what a "
-                f"{p.proposed_by.role} may promise; it needs approve_remedy by a {p.needs_approval_from} "
+                f"remedy #{p.number} promises {money(p.refund_total(), self.currency)}, above what "
+                f"{a(p.proposed_by.role)} may promise; it needs approve_remedy by {a(p.needs_approval_from)} "
                 f"or above before the customer's acceptance counts"
             )
         if condition == "has_undelivered_items":
@@ -196,13 +202,13 @@ class Recovery:
         assert p is not None  # the table's has_proposal condition ran first
         role = approval.by.role
         if role not in APPROVER_ROLES:
-            raise Refused(f"by.role: a {role} cannot approve a remedy; an agent, manager or director can")
+            raise Refused(f"by.role: {a(role)} cannot approve a remedy; an agent, manager or director can")
         limit = self.report.approval_limits.limit(role)
         total = p.refund_total()
         if total > limit:
             raise Refused(
-                f"by.role: a {role} may approve up to {money(limit, self.currency)}; remedy #{p.number} "
-                f"promises {money(total, self.currency)} and needs a {self.approver_for(total)}"
+                f"by.role: {a(role)} may approve up to {money(limit, self.currency)}; remedy #{p.number} "
+                f"promises {money(total, self.currency)} and needs {a(self.approver_for(total))}"
             )
 
     def _check_accept_remedy(self, accept: AcceptInput) -> None:

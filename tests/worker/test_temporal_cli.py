@@ -1,0 +1,111 @@
+"""A backend in another language drives an incident with the `temporal` CLI and plain JSON.
+
+Nothing Python-specific is used here: the workflow type, update and query
+names, and JSON shaped like the contracts' exported schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+import sys
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tests.helpers import history_kinds, paid_intent
+from workflows.client import AmendsClient
+
+TEMPORAL = str(Path(sys.executable).parent / "temporal")
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def cli(env, *args: str, check: bool = True) -> Ran:
+    # Asynchronous: the worker shares this event loop and must keep polling
+    # while the CLI waits for an update's result.
+    address = env.client.service_client.config.target_host
+    proc = await asyncio.create_subprocess_exec(
+        TEMPORAL, *args, "--address", address, "--namespace", "default",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    ran = Ran(proc.returncode or 0, out.decode(), err.decode())
+    if check and ran.returncode != 0:
+        raise AssertionError(f"temporal {' '.join(args)} failed:\n{ran.stdout}\n{ran.stderr}")
+    return ran
+
+
+async def update(env, wid: str, name: str, payload: dict, check: bool = True) -> Ran:
+    return await cli(env, "workflow", "update", "execute", "--workflow-id", wid, "--name", name,
+                     "--input", json.dumps(payload), check=check)
+
+
+async def listed(env, query: str) -> list[str]:
+    out = (await cli(env, "workflow", "list", "--query", query, "--output", "json")).stdout
+    rows = json.loads(out) if out.strip() else []
+    return [r["execution"]["workflowId"] for r in rows]
+
+
+async def test_an_incident_driven_only_through_the_temporal_cli(dev_env, dev_worker, settings, stripe, mail_sink):
+    key = f"order-{uuid.uuid4().hex[:8]}-broken"
+    wid = f"incident-{key}"
+    pi = await paid_intent(stripe, 12_000, "eur")
+    agent = {"name": "Go support desk", "role": "backend"}
+    report = {
+        "incident_key": key,
+        "customer": {"customer_id": f"cus-{key}", "name": "Sam Lee", "email": f"sam.{key}@example.com"},
+        "order": {"order_id": "ord-77", "amount_paid": {"amount": 12_000, "currency": "EUR"}, "payment_reference": pi},
+        "category": "damaged",
+        "severity": "medium",
+        "what_happened": "Your lamp arrived broken.",
+        "impact": "You had no light in your new flat for a week.",
+        "detected_at": datetime.now(timezone.utc).isoformat(),
+    }
+    start = ["workflow", "start", "--type", "IncidentRecovery", "--task-queue", settings.task_queue,
+             "--workflow-id", wid, "--input", json.dumps(report),
+             "--id-conflict-policy", "UseExisting", "--id-reuse-policy", "RejectDuplicate"]
+    await cli(dev_env, *start)
+    await cli(dev_env, *start)  # a retried open: still one incident
+    await update(dev_env, wid, "apologise", {"by": agent, "channel": "backend"})
+
+    # A guard's refusal reaches the CLI user with the reason.
+    refused = await update(dev_env, wid, "close", {"by": agent}, check=False)
+    assert refused.returncode != 0
+    assert "at stage 'apologised'; allowed now: record_needs" in refused.stdout + refused.stderr
+    # So does a contract violation, naming the field.
+    bad = await update(dev_env, wid, "record_needs", {"by": agent, "needs": ""}, check=False)
+    assert bad.returncode != 0 and "needs: String should have at least 1 character" in bad.stdout + bad.stderr
+
+    await update(dev_env, wid, "record_needs", {"by": agent, "needs": "a lamp that works, or my money back"})
+    assert wid in await listed(dev_env, f'RecoveryStage="needs_gathered" AND CustomerId="cus-{key}"')
+    await update(dev_env, wid, "propose_remedy", {
+        "by": agent, "items": [{"kind": "refund", "amount": {"amount": 4_000, "currency": "EUR"}},
+                               {"kind": "replacement", "description": "a new lamp, well packed"}],
+    })
+    # A backend may promise no money by itself: an agent approves first.
+    await update(dev_env, wid, "approve_remedy", {"by": {"name": "Priya Shah", "role": "agent"}})
+    await update(dev_env, wid, "accept_remedy", {"by": {"name": "Sam Lee", "role": "customer"}, "channel": "app"})
+    await update(dev_env, wid, "confirm_fulfilment", {"by": agent, "item_id": "remedy-1/item-2", "note": "DHL 123"})
+
+    out = (await cli(dev_env, "workflow", "query", "--workflow-id", wid, "--name", "snapshot", "--output", "json")).stdout
+    snapshot = json.loads(out)["queryResult"][0]
+    # The refund may still be on its way; the query answers in JSON either way.
+    assert snapshot["stage"] in ("remedy_agreed", "fulfilled")
+    assert snapshot["report"]["order"]["amount_paid"] == {"amount": 12_000, "currency": "EUR"}
+
+    amends = AmendsClient(dev_env.client, settings.task_queue)
+    from tests.workflows.test_guards import wait_for
+
+    await wait_for(amends, key, lambda s: s.stage == "fulfilled")
+    await update(dev_env, wid, "close", {"by": agent})
+    assert await listed(dev_env, f'RecoveryStage="closed" AND CustomerId="cus-{key}"') == [wid]
+    kinds = await history_kinds(dev_env.client.get_workflow_handle(wid))
+    assert kinds.count("workflow_execution_started") == 1
+    assert [m["X-Amends-Notice"] for m in mail_sink.to(report["customer"]["email"])] == ["apology", "proposal", "closing"]
