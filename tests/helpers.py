@@ -105,3 +105,19 @@ async def settled(handle) -> list[str]:
         last = kinds
         await asyncio.sleep(0.05)
     raise AssertionError(f"history did not settle: {last[-5:]}")
+
+
+HISTORIES = __import__("pathlib").Path(__file__).parent / "histories"
+
+
+async def keep_history(handle, name: str) -> None:
+    """With AMENDS_RECORD_HISTORIES=1, store the run's history for the replay test.
+
+    Stored histories are how long-lived incidents are protected from code
+    changes: every history kept here must still replay (tests/workflows/test_replay.py).
+    """
+    import os
+
+    if os.environ.get("AMENDS_RECORD_HISTORIES") == "1":
+        history = await handle.fetch_history()
+        (HISTORIES / f"{name}.json").write_text(history.to_json())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.helpers import AGENT, recorded_search_attributes, report
+from tests.helpers import AGENT, keep_history, recorded_search_attributes, report
 from tests.workflows.test_guards import take
 from workflows.client import AmendsClient
 from workflows.contracts import ApologyInput
@@ -48,3 +48,4 @@ async def test_a_late_apology_escalates_up_the_ladder_and_stops_when_it_is_sent(
     assert snap.stage == Stage.APOLOGISED and snap.escalation_level == 0
     assert snap.deadline.waiting_for == "customer's needs"
     assert (await recorded_search_attributes(handle))["EscalationLevel"] == 0
+    await keep_history(handle, "escalated_apology")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.helpers import AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, history_length, paid_intent, recorded_search_attributes, report
+from tests.helpers import AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, history_length, keep_history, paid_intent, recorded_search_attributes, report
 from workflows.client import AmendsClient
 from workflows.contracts import (
     AcceptInput,
@@ -85,4 +85,5 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
         for name in EVERY_STAFF_NAME:
             for part in name.split():
                 assert part not in text, f"{message['X-Amends-Notice']} notice names {part}"
+    await keep_history(handle, "full_lifecycle")
     print(f"\nhistory of one full incident: {await history_length(handle)} events")

@@ -1,0 +1,31 @@
+"""Incidents sleep for a year while the code changes: every stored history must still replay.
+
+When a change to IncidentRecovery fails this test, put the new behaviour
+behind ``workflow.patched("<why>")`` instead of changing what old runs did,
+then record a new history next to the old ones (AMENDS_RECORD_HISTORIES=1).
+"""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from tests.helpers import HISTORIES
+from worker.main import WORKFLOW_RUNNER
+from workflows.converter import data_converter
+from workflows.incident import IncidentRecovery
+
+STORED = sorted(HISTORIES.glob("*.json"))
+
+
+def test_histories_are_stored():
+    assert {p.stem for p in STORED} >= {"full_lifecycle", "escalated_apology"}
+
+
+@pytest.mark.parametrize("path", STORED, ids=[p.stem for p in STORED])
+async def test_stored_history_replays(path):
+    history = WorkflowHistory.from_json(f"incident-{path.stem}", path.read_text())
+    replayer = Replayer(workflows=[IncidentRecovery], data_converter=data_converter, workflow_runner=WORKFLOW_RUNNER)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
