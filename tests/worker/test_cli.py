@@ -1,0 +1,368 @@
+"""The ``amends`` command line, run as a real process against real servers.
+
+Every command runs as a subprocess (``python -m worker.cli``) talking to the
+session's Temporal dev server and worker; assertions check both what the
+command printed and what the server recorded. The last test starts
+``amends dev`` itself, restarts it, and stops it with SIGINT.
+
+The subprocesses are awaited with asyncio: the worker of these tests runs on
+the session's event loop, which must stay free while a command waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import AGENT, paid_intent, report
+from worker.cli import SCHEMAS, to_minor
+from workflows.client import AmendsClient
+from workflows.contracts import ApologyInput, IncidentReport, Snapshot
+from workflows.stages import Stage
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+async def run(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60) -> Ran:
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin is not None else None), timeout)
+    return Ran(proc.returncode, out.decode(), err.decode())
+
+
+async def amends(*args: str, env: dict[str, str], stdin: str | None = None) -> Ran:
+    return await run(sys.executable, "-m", "worker.cli", *args, env=env, stdin=stdin)
+
+
+def base_env(address: str, task_queue: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))}
+    env.update(TEMPORAL_ADDRESS=address, AMENDS_TASK_QUEUE=task_queue, USER="priya")
+    return env
+
+
+@pytest.fixture(scope="module")
+def cli_env(dev_env, dev_worker, settings) -> dict[str, str]:
+    return base_env(dev_env.client.service_client.config.target_host, settings.task_queue)
+
+
+def open_options(key: str, payment_ref: str) -> list[str]:
+    return [
+        "--key", key,
+        "--customer-id", f"cus-{key}",
+        "--customer-name", "Alex Rivera",
+        "--email", f"alex.{key}@example.com",
+        "--order-id", f"ord-{key}",
+        "--amount", "80.00",
+        "--currency", "USD",
+        "--payment-ref", payment_ref,
+        "--category", "late_delivery",
+        "--severity", "high",
+        "--what", "Your tent arrived nine days late.",
+        "--impact", "You left for your trip without it.",
+        "--owner-name", "Olga Brandt",
+        "--owner-email", "olga@example.com",
+        "--staff", "Kevin Lomax",
+    ]
+
+
+@pytest.fixture
+async def apologised(dev_env, dev_worker, settings, stripe) -> str:
+    """An incident already apologised for, opened through the typed client."""
+    amends_client = AmendsClient(dev_env.client, settings.task_queue)
+    rep = report(await paid_intent(stripe, 8_000))
+    await amends_client.open_incident(rep)
+    await amends_client.apologise(rep.incident_key, ApologyInput(by=AGENT, channel="phone"))
+    return rep.incident_key
+
+
+# ---------------------------------------------------------------- incident commands
+
+
+async def test_open_apologise_show(cli_env, dev_env, settings, stripe):
+    key = f"order-{uuid.uuid4().hex[:8]}-late"
+    opened = await amends("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)
+    assert opened.code == 0, opened.err
+    assert opened.out.splitlines()[0] == f"incident-{key} detected"
+    assert "apology due in" in opened.out
+
+    step = await amends("incident", "apologise", key, "--by", "Priya Shah", "--channel", "phone", env=cli_env)
+    assert step.code == 0, step.err
+    assert step.out.splitlines()[0] == f"incident-{key} apologised"
+
+    shown = await amends("incident", "show", key, env=cli_env)
+    assert shown.code == 0, shown.err
+    lines = shown.out.splitlines()
+    assert lines[0] == f"incident-{key}"
+    assert any(line.split() == ["Stage", "apologised"] for line in lines)
+    assert "customer's needs due in" in shown.out
+    timeline = lines[lines.index("Timeline (UTC)") + 1:]
+    assert [line.split()[2] for line in timeline] == ["detected", "apologise"]
+    assert "Priya Shah (agent)" in timeline[1] and "phone" in timeline[1]
+    assert "Next steps     record_needs, flag_account" in shown.out
+
+    # What the server holds: the decimal amount became minor units, the step its actor.
+    snap = await AmendsClient(dev_env.client, settings.task_queue).snapshot(key)
+    assert snap.stage == Stage.APOLOGISED
+    assert snap.report.order.amount_paid.amount == 8_000
+    assert snap.report.staff_involved == ["Kevin Lomax"]
+    assert snap.timeline[-1].by.name == "Priya Shah" and snap.timeline[-1].channel == "phone"
+
+
+async def test_a_skipped_step_is_refused_and_names_the_stage(cli_env, apologised, dev_env, settings):
+    before = await AmendsClient(dev_env.client, settings.task_queue).snapshot(apologised)
+    closed = await amends("incident", "close", apologised, env=cli_env)
+    assert closed.code == 1
+    assert closed.err.startswith("refused: ")
+    assert "stage 'apologised'" in closed.err
+    assert closed.out == ""
+    after = await AmendsClient(dev_env.client, settings.task_queue).snapshot(apologised)
+    assert after.timeline == before.timeline  # a refused update writes nothing
+
+
+async def test_opening_the_same_key_twice_gives_the_same_incident(cli_env, dev_env, stripe):
+    key = f"order-{uuid.uuid4().hex[:8]}-late"
+    options = open_options(key, await paid_intent(stripe, 8_000))
+    first = await amends("incident", "open", *options, env=cli_env)
+    second = await amends("incident", "open", *options, env=cli_env)
+    assert first.code == second.code == 0, first.err + second.err
+    assert first.out.split()[0] == second.out.split()[0] == f"incident-{key}"
+    runs = [w async for w in dev_env.client.list_workflows(f'WorkflowId = "incident-{key}"')]
+    assert len(runs) == 1
+
+
+async def test_open_from_json_on_stdin(cli_env):
+    rep = report(None)
+    opened = await amends("incident", "open", "--json", "-", env=cli_env, stdin=rep.model_dump_json())
+    assert opened.code == 0, opened.err
+    assert opened.out.split()[:2] == [f"incident-{rep.incident_key}", "detected"]
+
+
+async def test_show_json_is_a_snapshot(cli_env, apologised):
+    shown = await amends("incident", "show", apologised, "--json", env=cli_env)
+    assert shown.code == 0, shown.err
+    snap = Snapshot.model_validate_json(shown.out)
+    assert snap.workflow_id == f"incident-{apologised}"
+    assert snap.stage == Stage.APOLOGISED
+
+
+async def test_invalid_input_names_the_field_and_rule(cli_env):
+    bad = await amends(
+        "incident", "open", *open_options("order-bad-email", "pi_x"), "--email", "not-an-address", env=cli_env
+    )
+    assert bad.code == 2
+    assert bad.err.startswith("invalid: customer.email (--email): value is not a valid email address")
+    assert "[value_error]" in bad.err
+
+    unknown = await amends("incident", "show", f"nobody-{uuid.uuid4().hex[:6]}", env=cli_env)
+    assert unknown.code == 1
+    assert unknown.err.startswith("not found: ")
+
+
+async def test_a_remedy_with_a_refund_through_the_cli(cli_env, stripe):
+    key = f"order-{uuid.uuid4().hex[:8]}-late"
+    assert (await amends("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)).code == 0
+    for args in (
+        ["apologise", key],
+        ["needs", key, "--needs", "My money back for the tent, and a tent that works."],
+        ["propose", key, "--refund", "30.00", "--replacement", "a new tent, sent by express"],
+        ["accept", key, "--by", "Alex Rivera", "--role", "customer", "--channel", "email"],
+        ["confirm", key, "remedy-1/item-2", "--note", "UPS 1Z999", "--by", "shop", "--role", "backend"],
+    ):
+        step = await amends("incident", *args, env=cli_env)
+        assert step.code == 0, f"{args}: {step.err}"
+    for _ in range(50):  # the refund is the engine's to make; fulfilment follows it
+        snap = Snapshot.model_validate_json((await amends("incident", "show", key, "--json", env=cli_env)).out)
+        if snap.stage == Stage.FULFILLED:
+            break
+        await asyncio.sleep(0.2)
+    assert snap.stage == Stage.FULFILLED
+    assert [(m.amount.amount, m.amount.currency) for m in snap.money_moved] == [(3_000, "USD")]
+    shown = await amends("incident", "show", key, env=cli_env)
+    assert "30.00 USD of 80.00 USD paid; 50.00 USD refundable left" in shown.out
+    assert "replacement: a new tent, sent by express (UPS 1Z999)" in shown.out
+
+
+def test_decimal_amounts_become_minor_units():
+    assert to_minor("80.00", "USD", "--amount") == 8_000
+    assert to_minor("80", "EUR", "--amount") == 8_000
+    assert to_minor("8000", "JPY", "--amount") == 8_000
+    assert to_minor("1.250", "KWD", "--amount") == 1_250
+
+
+# ---------------------------------------------------------------- diagram and schema
+
+
+async def test_diagram_and_schema(tmp_path):
+    env = dict(os.environ)
+    diagram = await amends("diagram", env=env)
+    assert diagram.code == 0 and diagram.out.splitlines()[3] == "stateDiagram-v2"
+    assert "detected --> apologised: apologise" in diagram.out
+
+    written = await amends("schema", "--out", str(tmp_path), env=env)
+    assert written.code == 0, written.err
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(f"{n}.schema.json" for n in SCHEMAS)
+    assert json.loads((tmp_path / "open.schema.json").read_text())["title"] == IncidentReport.__name__
+    # The committed copy is what the code generates.
+    check = await amends("schema", "--check", "--out", str(REPO / "schema"), env=env)
+    assert check.code == 0, check.err
+
+
+def test_every_update_has_a_schema():
+    from temporalio import workflow
+
+    from workflows.incident import IncidentRecovery
+
+    defn = workflow._Definition.must_from_class(IncidentRecovery)
+    for name, update in defn.updates.items():
+        assert SCHEMAS.get(name) is update.arg_types[0], f"update {name} needs its schema in worker.cli.SCHEMAS"
+    assert SCHEMAS["open"] is defn.arg_types[0]
+    assert SCHEMAS["snapshot"] is defn.queries["snapshot"].ret_type
+
+
+# ---------------------------------------------------------------- amends dev
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children_of(pid: int) -> dict[int, str]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class Dev:
+    """``amends dev`` as a subprocess, its output in a file."""
+
+    def __init__(self, data: Path, ports: dict[str, int], env: dict[str, str], log: Path) -> None:
+        self.data, self.ports, self.env, self.log = data, ports, env, log
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "worker.cli", "dev", "--data", str(self.data),
+                "--port", str(self.ports["temporal"]), "--ui-port", str(self.ports["ui"]),
+                "--stripe-port", str(self.ports["stripe"]), "--smtp-port", str(self.ports["smtp"]),
+                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, env=self.env, cwd=REPO,
+            )
+        await self.ready()
+
+    async def ready(self, timeout: float = 120) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        async with httpx.AsyncClient() as http:
+            while loop.time() < end:
+                assert self.proc.returncode is None, f"amends dev exited early:\n{self.log.read_text()}"
+                try:
+                    if (await http.get(f"http://127.0.0.1:{self.ports['ui']}/", timeout=2)).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError(f"the UI never answered:\n{self.log.read_text()}")
+        _, writer = await asyncio.open_connection("127.0.0.1", self.ports["temporal"])
+        writer.close()
+        # The worker starts after the servers; the banner says it is polling.
+        while "Press Ctrl-C to stop." not in self.log.read_text():
+            assert loop.time() < end, self.log.read_text()
+            await asyncio.sleep(0.1)
+
+    async def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return await asyncio.wait_for(self.proc.wait(), 30)
+
+
+async def test_amends_dev_runs_everything_and_stops_on_ctrl_c(tmp_path):
+    ports = {name: free_port() for name in ("temporal", "ui", "stripe", "smtp")}
+    address = f"127.0.0.1:{ports['temporal']}"
+    env = base_env(address, "amends")
+    dev = Dev(tmp_path / "data", ports, env, tmp_path / "dev.log")
+    await dev.start()
+    try:
+        children = children_of(dev.proc.pid)
+        assert sorted("localstripe" if "localstripe" in c else "temporal" if "temporal" in c else c
+                      for c in children.values()) == ["localstripe", "temporal"]
+
+        key = f"dev-{uuid.uuid4().hex[:8]}"
+        opened = await amends("incident", "open", *open_options(key, "pi_unused"), env=env)
+        assert opened.code == 0, opened.err + dev.log.read_text()
+        assert opened.out.split()[:2] == [f"incident-{key}", "detected"]
+
+        for _ in range(50):  # visibility trails the start by a moment
+            listed = await run(str(BIN / "temporal"), "workflow", "list", "--address", address,
+                               "--query", 'RecoveryStage="detected"', env=env)
+            if f"incident-{key}" in listed.out:
+                break
+            await asyncio.sleep(0.2)
+        assert f"incident-{key}" in listed.out, listed.out + listed.err
+        assert list((tmp_path / "data" / "mail").glob("*.eml")) == []  # nothing sent before the apology
+    finally:
+        code = await dev.interrupt()
+    assert code == 0, dev.log.read_text()
+    assert "amends dev: stopped." in dev.log.read_text()
+    assert [pid for pid in children if alive(pid)] == []
+
+    # Incidents survive a restart: they live in the SQLite file in the data directory.
+    await dev.start()
+    try:
+        restarted_children = children_of(dev.proc.pid)
+        apologised = await amends("incident", "apologise", key, "--channel", "phone", env=env)
+        assert apologised.code == 0, apologised.err + dev.log.read_text()
+        assert apologised.out.split()[:2] == [f"incident-{key}", "apologised"]
+        for _ in range(50):  # the apology notice is an activity, after the update
+            if list((tmp_path / "data" / "mail").glob("*-apology.eml")):
+                break
+            await asyncio.sleep(0.2)
+        assert len(list((tmp_path / "data" / "mail").glob("*-apology.eml"))) == 1
+    finally:
+        code = await dev.interrupt()
+    assert code == 0, dev.log.read_text()
+    assert [pid for pid in restarted_children if alive(pid)] == []
