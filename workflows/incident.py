@@ -432,8 +432,7 @@ class IncidentRecovery:
                 **REFUND_OPTIONS,
             )
         except ActivityError as err:
-            cause = err.cause
-            reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            reason = _reason(err)
             item.status, item.failure = "failed", reason
             r.record(workflow.now(), "refund_failed", SYSTEM, None, f"{item.item_id}: {reason}")
             self._publish()
@@ -472,7 +471,17 @@ class IncidentRecovery:
             context=context,
             redact=r.staff_names(),
         )
-        await workflow.execute_activity("send_notice", notice, summary=f"{kind} notice to the customer", **NOTICE_OPTIONS)
+        try:
+            await workflow.execute_activity(
+                "send_notice", notice, summary=f"{kind} notice to the customer", **NOTICE_OPTIONS
+            )
+        except ActivityError as err:
+            # A notice that can never go out (it would name staff, a broken
+            # template) must not end the incident: a human takes it over.
+            reason = _reason(err)
+            r.record(workflow.now(), "notice_failed", SYSTEM, "email", f"{kind} notice not sent: {reason}")
+            self._publish()
+            await self._notify_internal("notice_failed", key=f"notice-failed-{kind}-{len(r.timeline)}", notice=kind, reason=reason)
 
     async def _notify_internal(self, kind: str, key: str, **context) -> None:
         r = self._r
@@ -489,7 +498,18 @@ class IncidentRecovery:
                 **context,
             },
         )
-        await workflow.execute_activity("send_notice", notice, summary=f"{kind} notice to the owner", **NOTICE_OPTIONS)
+        try:
+            await workflow.execute_activity(
+                "send_notice", notice, summary=f"{kind} notice to the owner", **NOTICE_OPTIONS
+            )
+        except ActivityError as err:
+            r.record(workflow.now(), "notice_failed", SYSTEM, "email", f"internal {kind} notice not sent: {_reason(err)}")
+            self._publish()
+
+
+def _reason(err: ActivityError) -> str:
+    cause = err.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
 
 
 def _deadline_summary(r: Recovery, timeout: timedelta) -> str:

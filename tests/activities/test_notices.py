@@ -64,3 +64,34 @@ async def test_the_apology_reaches_the_customer_and_names_no_staff(ts_env, ts_wo
     for name in EVERY_STAFF_NAME:
         for part in name.split():
             assert part not in body and part not in apology["Subject"]
+
+
+async def test_a_notice_that_cannot_be_sent_hands_the_incident_to_a_human(ts_env, settings, mail_sink):
+    """The worker's company name contains a staff member's name: the apology is
+    refused, the incident goes on, and the owner is told to reach the customer."""
+    import uuid
+
+    from temporalio.worker import Worker
+
+    from worker.main import WORKFLOW_RUNNER, activities_for
+    from workflows.incident import IncidentRecovery
+    from tests.workflows.test_guards import wait_for
+
+    odd = settings.model_copy(
+        update={
+            "task_queue": f"amends-odd-{uuid.uuid4().hex[:6]}",
+            "mail": settings.mail.model_copy(update={"company": "Lomax & Sons"}),
+        }
+    )
+    async with Worker(ts_env.client, task_queue=odd.task_queue, workflows=[IncidentRecovery],
+                      activities=activities_for(odd), workflow_runner=WORKFLOW_RUNNER):
+        amends = AmendsClient(ts_env.client, odd.task_queue)
+        rep = report("pi_unused")
+        await amends.open_incident(rep)
+        await amends.apologise(rep.incident_key, ApologyInput(by=AGENT))
+        snap = await wait_for(amends, rep.incident_key, lambda s: s.timeline[-1].step == "notice_failed")
+    assert "apology notice not sent: apology notice would name a member of staff" in snap.timeline[-1].detail
+    assert snap.stage == "apologised"  # the incident lives on
+    assert mail_sink.to(rep.customer.email) == []
+    [page] = mail_sink.to(rep.owner.email)
+    assert page["X-Amends-Notice"] == "notice_failed"

@@ -104,3 +104,24 @@ async def test_refund_retried_after_the_stripe_call_moves_money_once(ts_env, set
     }
     assert snap.money_moved[0].reference == refunds[0].id
     assert snap.refunded_total == 4_000
+
+
+async def test_a_failed_refund_notifies_the_owner_and_opens_renegotiation(ts_env, ts_worker, settings, mail_sink):
+    amends = AmendsClient(ts_env.client, settings.task_queue)
+    rep = report("pi_0000000000nothere")  # a payment Stripe does not know
+    key = rep.incident_key
+    await amends.open_incident(rep)
+    for step in ("apologise", "record_needs"):
+        await take(amends, key, step)
+    await amends.propose_remedy(
+        key, RemedyProposal(by=AGENT, items=[{"kind": "refund", "amount": {"amount": 2_000, "currency": "USD"}}])
+    )
+    await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email"))
+    snap = await wait_for(amends, key, lambda s: s.agreed_remedy.items[0].status == "failed")
+    assert snap.stage == Stage.REMEDY_AGREED and snap.refunded_total == 0
+    assert "refund" in snap.agreed_remedy.items[0].failure
+    assert "renegotiate" in snap.allowed_steps
+    [page] = [m for m in mail_sink.to(rep.owner.email) if m["X-Amends-Notice"] == "fulfilment_failed"]
+    assert "Money back is always on the table" in page.get_content()
+    snap = await amends.renegotiate(key, STEP_INPUTS["renegotiate"])
+    assert snap.stage == Stage.NEEDS_GATHERED and snap.refundable_left == 8_000
