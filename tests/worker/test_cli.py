@@ -150,7 +150,11 @@ async def test_opening_the_same_key_twice_gives_the_same_incident(cli_env, dev_e
     second = await amends("incident", "open", *options, env=cli_env)
     assert first.code == second.code == 0, first.err + second.err
     assert first.out.split()[0] == second.out.split()[0] == f"incident-{key}"
-    runs = [w async for w in dev_env.client.list_workflows(f'WorkflowId = "incident-{key}"')]
+    for _ in range(50):  # visibility trails the start by a moment
+        runs = [w async for w in dev_env.client.list_workflows(f'WorkflowId = "incident-{key}"')]
+        if runs:
+            break
+        await asyncio.sleep(0.1)
     assert len(runs) == 1
 
 
@@ -184,7 +188,8 @@ async def test_invalid_input_names_the_field_and_rule(cli_env):
 
 async def test_a_remedy_with_a_refund_through_the_cli(cli_env, stripe):
     key = f"order-{uuid.uuid4().hex[:8]}-late"
-    assert (await amends("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)).code == 0
+    opened = await amends("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)
+    assert opened.code == 0, opened.err
     for args in (
         ["apologise", key],
         ["needs", key, "--needs", "My money back for the tent, and a tent that works."],
@@ -219,7 +224,7 @@ def test_decimal_amounts_become_minor_units():
 async def test_diagram_and_schema(tmp_path):
     env = dict(os.environ)
     diagram = await amends("diagram", env=env)
-    assert diagram.code == 0 and diagram.out.splitlines()[3] == "stateDiagram-v2"
+    assert diagram.code == 0 and "stateDiagram-v2" in diagram.out.splitlines()
     assert "detected --> apologised: apologise" in diagram.out
 
     written = await amends("schema", "--out", str(tmp_path), env=env)
