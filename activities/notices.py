@@ -18,7 +18,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.contracts import Contact, Notice
+from activities.webhooks import WebhookSettings, post
+from workflows.contracts import Contact, Notice, WebhookReceipt, WebhookRequest
 
 TEMPLATES = Environment(
     loader=PackageLoader("activities", "templates"),
@@ -88,9 +89,45 @@ def render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
     return subject, body.lstrip("\n")
 
 
+def html_version(subject: str, body: str) -> str:
+    """The HTML part: the same words, every one of them escaped by the template."""
+    paragraphs = []
+    for block in body.strip().split("\n\n"):
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        if lines and all(line.startswith("- ") for line in lines):
+            paragraphs.append({"bullets": [line[2:] for line in lines], "lines": []})
+        else:
+            paragraphs.append({"bullets": [], "lines": lines})
+    return TEMPLATES.get_template("email.html").render(subject=subject, paragraphs=paragraphs)
+
+
 class NoticeActivities:
-    def __init__(self, settings: MailSettings) -> None:
+    def __init__(self, settings: MailSettings, webhooks: WebhookSettings | None = None) -> None:
         self.settings = settings
+        self.webhooks = webhooks or WebhookSettings()
+
+    @activity.defn(name="post_notice_webhook")
+    async def post_notice_webhook(self, notice: Notice) -> WebhookReceipt:
+        """The same notice as a signed webhook, for backends that send their own SMS or in-app messages."""
+        subject, body = render(notice, self.settings)
+        to = notice.to or self.settings.care
+        return await post(
+            self.webhooks,
+            WebhookRequest(
+                target="notices",
+                event=f"notice.{notice.kind}",
+                idempotency_key=notice.message_id,
+                payload={
+                    "kind": notice.kind,
+                    "audience": notice.audience,
+                    "to": to.model_dump(mode="json"),
+                    "subject": subject,
+                    "text": body,
+                    "html": html_version(subject, body),
+                },
+                required=False,
+            ),
+        )
 
     @activity.defn(name="send_notice")
     async def send_notice(self, notice: Notice) -> str:
@@ -109,6 +146,7 @@ class NoticeActivities:
         message["X-Amends-Notice"] = notice.kind
         message["Date"] = format_datetime(activity.info().current_attempt_scheduled_time)
         message.set_content(body)
+        message.add_alternative(html_version(subject, body), subtype="html")
         await aiosmtplib.send(
             message,
             hostname=s.host,

@@ -13,15 +13,18 @@ import stripe
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.contracts import Money, RefundRequest, RefundResult
+from workflows.contracts import CouponRequest, CouponResult, Money, RefundRequest, RefundResult
 
 KEY = "amends_key"
 INCIDENT = "amends_incident"
 
 
 class PaymentActivities:
-    def __init__(self, client: stripe.StripeClient) -> None:
+    def __init__(self, client: stripe.StripeClient, coupon_expiry_in_stripe: bool = True) -> None:
         self.stripe = client
+        # localstripe refuses `redeem_by`; there the expiry is kept in the
+        # coupon's metadata only.
+        self.coupon_expiry_in_stripe = coupon_expiry_in_stripe
 
     async def _refunds_of(self, target: dict) -> list:
         page = await self.stripe.v1.refunds.list_async(params={**target, "limit": 100})
@@ -73,6 +76,38 @@ class PaymentActivities:
                 non_retryable=True,
             )
         return self._result(refund, req, reused=False)
+
+    @activity.defn(name="create_coupon")
+    async def create_coupon(self, req: CouponRequest) -> CouponResult:
+        # The id is deterministic, so it is the idempotency key: look first.
+        try:
+            await self.stripe.v1.coupons.retrieve_async(req.coupon_id)
+            return CouponResult(coupon_id=req.coupon_id, reused=True)
+        except stripe.InvalidRequestError as err:
+            if err.http_status != 404:
+                raise
+        params: dict = {
+            "id": req.coupon_id,
+            "duration": "once",
+            "metadata": {
+                INCIDENT: req.incident_workflow_id,
+                "item": req.item_id,
+                "expires_at": req.redeem_by.isoformat(),
+            },
+        }
+        if req.amount_off:
+            params.update(amount_off=req.amount_off.amount, currency=req.amount_off.currency.lower())
+        else:
+            params["percent_off"] = req.percent_off
+        if self.coupon_expiry_in_stripe:
+            params["redeem_by"] = int(req.redeem_by.timestamp())
+        try:
+            await self.stripe.v1.coupons.create_async(params=params, options={"idempotency_key": req.coupon_id})
+        except stripe.InvalidRequestError as err:
+            raise ApplicationError(
+                f"coupon refused by Stripe: {err.user_message or err}", type="CouponRefused", non_retryable=True
+            ) from None
+        return CouponResult(coupon_id=req.coupon_id)
 
     @staticmethod
     def _result(refund, req: RefundRequest, reused: bool) -> RefundResult:

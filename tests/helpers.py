@@ -121,3 +121,25 @@ async def keep_history(handle, name: str) -> None:
     if os.environ.get("AMENDS_RECORD_HISTORIES") == "1":
         history = await handle.fetch_history()
         (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+def text_of(message) -> str:
+    """The plain-text part of a notice (each also carries an HTML alternative)."""
+    return message.get_body(("plain",)).get_content()
+
+
+def html_of(message) -> str:
+    return message.get_body(("html",)).get_content()
+
+
+async def mail_to(sink, address: str, kind: str | None = None, count: int = 1, tries: int = 200) -> list:
+    """Wait until ``count`` notices (of ``kind``) have reached ``address``; return them."""
+    import asyncio
+
+    found: list = []
+    for _ in range(tries):
+        found = [m for m in sink.to(address) if kind is None or m["X-Amends-Notice"] == kind]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(found)} of {count} {kind or ''} notices reached {address}")

@@ -32,6 +32,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.client import DEFAULT_TASK_QUEUE, AmendsClient, IncidentClosed, StepRefused, workflow_id
 from workflows.contracts import (
+    exponent,
+    format_money,
     AcceptInput,
     ApologyInput,
     ApprovalInput,
@@ -73,11 +75,6 @@ SCHEMAS: dict[str, type[BaseModel]] = {
 }
 OUTPUTS = {"snapshot"}  # described as sent, not as accepted
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-
-# ISO 4217 currencies whose minor unit is not the cent (as Stripe counts them).
-ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV",
-                "XAF", "XOF", "XPF"}
-THREE_DECIMAL = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"}
 
 # Which option fills which field, to name the option in validation errors.
 OPTION_FOR = {
@@ -135,11 +132,6 @@ def fail(message: str, code: int) -> None:
     raise Failure(message, code)
 
 
-def exponent(currency: str) -> int:
-    currency = currency.upper()
-    return 0 if currency in ZERO_DECIMAL else 3 if currency in THREE_DECIMAL else 2
-
-
 def to_minor(text: str, currency: str, option: str) -> int:
     """``"80.00"`` in USD is 8000: decimal amounts as the contract's integer minor units."""
     try:
@@ -155,11 +147,6 @@ def to_minor(text: str, currency: str, option: str) -> int:
             f"{text} has more decimals than {currency.upper()} allows ({places})", param_hint=option
         )
     return int(minor)
-
-
-def format_money(amount: int, currency: str) -> str:
-    places = exponent(currency)
-    return f"{Decimal(amount).scaleb(-places):.{places}f} {currency}"
 
 
 def human_duration(seconds: float) -> str:

@@ -17,16 +17,23 @@ from workflows.converter import data_converter
 from temporalio.envconfig import ClientConfig
 
 from activities.notices import MailSettings
+from activities.webhooks import TARGETS, WebhookSettings
 from workflows.contracts import Contact
 
 DEFAULT_TASK_QUEUE = "amends"
+LOCAL_STRIPE_KEY = "sk_test_amends_local"  # the default: talks to localstripe
 
 
 class Settings(BaseModel):
     task_queue: str = DEFAULT_TASK_QUEUE
-    stripe_api_key: str = "sk_test_amends_local"
+    stripe_api_key: str = LOCAL_STRIPE_KEY
     stripe_api_base: str | None = "http://localhost:8420"
     mail: MailSettings = MailSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+
+    @property
+    def stripe_is_local(self) -> bool:
+        return self.stripe_api_key == LOCAL_STRIPE_KEY or self.stripe_api_key.startswith("sk_test_amends")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -47,13 +54,18 @@ class Settings(BaseModel):
         )
         # A real key talks to real Stripe unless a base is given; the
         # default key talks to localstripe.
-        key = e.get("AMENDS_STRIPE_API_KEY", "sk_test_amends_local")
-        base = e.get("AMENDS_STRIPE_API_BASE", "http://localhost:8420" if key == "sk_test_amends_local" else "")
+        key = e.get("AMENDS_STRIPE_API_KEY", LOCAL_STRIPE_KEY)
+        base = e.get("AMENDS_STRIPE_API_BASE", "http://localhost:8420" if key == LOCAL_STRIPE_KEY else "")
+        webhooks = WebhookSettings(
+            secret=e.get("AMENDS_WEBHOOK_SECRET", "whsec_amends_local"),
+            urls={t: e[f"AMENDS_{t.upper()}_URL"] for t in TARGETS if e.get(f"AMENDS_{t.upper()}_URL")},
+        )
         return cls(
             task_queue=e.get("AMENDS_TASK_QUEUE", DEFAULT_TASK_QUEUE),
             stripe_api_key=key,
             stripe_api_base=base or None,
             mail=mail,
+            webhooks=webhooks,
         )
 
 

@@ -11,14 +11,25 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.notices import NoticeActivities
 from activities.payments import PaymentActivities, stripe_client
+from activities.webhooks import WebhookActivities
 from workflows.incident import IncidentRecovery
 from worker.config import Settings, connect
 
 
 def activities_for(settings: Settings) -> list:
-    notices = NoticeActivities(settings.mail)
-    payments = PaymentActivities(stripe_client(settings.stripe_api_key, settings.stripe_api_base))
-    return [notices.send_notice, payments.refund_payment]
+    notices = NoticeActivities(settings.mail, settings.webhooks)
+    payments = PaymentActivities(
+        stripe_client(settings.stripe_api_key, settings.stripe_api_base),
+        coupon_expiry_in_stripe=not settings.stripe_is_local,
+    )
+    webhooks = WebhookActivities(settings.webhooks)
+    return [
+        notices.send_notice,
+        notices.post_notice_webhook,
+        payments.refund_payment,
+        payments.create_coupon,
+        webhooks.post_webhook,
+    ]
 
 
 # pydantic imports email-validator lazily while validating an EmailStr; pass

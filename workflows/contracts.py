@@ -9,8 +9,9 @@ ISO 4217 code; times are timezone-aware UTC.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 import email_validator  # noqa: F401  (loaded now, not lazily inside the workflow sandbox)
 from pydantic import (
@@ -54,12 +55,29 @@ class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+# ISO 4217 currencies whose minor unit is not the cent (as Stripe counts them).
+ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI",
+                          "VND", "VUV", "XAF", "XOF", "XPF"})
+THREE_DECIMAL = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
+
+
+def exponent(currency: str) -> int:
+    currency = currency.upper()
+    return 0 if currency in ZERO_DECIMAL else 3 if currency in THREE_DECIMAL else 2
+
+
+def format_money(amount: int, currency: str) -> str:
+    """8000 USD is "80.00 USD"; 8000 JPY is "8000 JPY"."""
+    places = exponent(currency)
+    return f"{Decimal(amount).scaleb(-places):.{places}f} {currency}"
+
+
 class Money(Contract):
-    amount: int = Field(gt=0, description="Integer minor units (cents); must be positive.")
+    amount: int = Field(gt=0, description="Integer minor units (cents for USD, yen for JPY); must be positive.")
     currency: Currency
 
     def __str__(self) -> str:
-        return f"{self.amount / 100:.2f} {self.currency}"
+        return format_money(self.amount, self.currency)
 
 
 class Severity(StrEnum):
@@ -92,7 +110,7 @@ class Role(StrEnum):
 class Actor(Contract):
     """Who took a step. Internal only: never shown to the customer."""
 
-    name: Text = Field(max_length=200)
+    name: str = Field(min_length=1, max_length=200)
     role: Role = Role.AGENT
 
 
@@ -149,27 +167,189 @@ class IncidentReport(Contract):
 
 
 # ---------------------------------------------------------------- remedies
+#
+# Each remedy the playbook names is an item with its own rules. How an item
+# is delivered (``delivery``) decides which activity the engine runs:
+#   refund      money back through Stripe, automatic
+#   coupon      a Stripe coupon with a deterministic id, automatic
+#   billing     a signed work order to the billing backend, done when it answers 2xx
+#   work_order  a signed work order to the backend that does the work, done
+#               when that backend (or an agent) calls ``confirm_fulfilment``
+#   note        words only (a gift note), delivered with the notices
 
 
-class RefundItem(Contract):
+def _share(total: int, percent: int) -> int:
+    return (total * percent + 50) // 100  # half up, in minor units
+
+
+class RemedyItemBase(Contract):
+    delivery: ClassVar[str]
+
+    def refund_amount(self) -> int:
+        """Money back to the payment: counted against what was paid."""
+        return 0
+
+    def value(self, paid: Money) -> int:
+        """What the item is worth in the order's minor units: counted against approval limits."""
+        return self.refund_amount()
+
+    def moneys(self) -> list[tuple[str, Money]]:
+        """(field, money) pairs that must be in the order's currency."""
+        return []
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class RefundItem(RemedyItemBase):
     """Money back through the payment system; several partial refunds may add up to the amount paid."""
 
+    delivery: ClassVar[str] = "refund"
     kind: Literal["refund"] = "refund"
     amount: Money
     reason: str = Field(default="service recovery", max_length=500)
 
+    def refund_amount(self) -> int:
+        return self.amount.amount
 
-ManualKind = Literal["redo", "replacement", "late_delivery", "upgrade"]
+    def moneys(self) -> list[tuple[str, Money]]:
+        return [("amount", self.amount)]
+
+    def describe(self) -> str:
+        return f"a refund of {self.amount}"
 
 
-class ManualItem(Contract):
-    """Work another system or person must do and confirm with ``confirm_fulfilment``."""
+class CouponItem(RemedyItemBase):
+    """A coupon for a smaller grievance: an amount or a percentage off, valid for a while."""
 
-    kind: ManualKind
+    delivery: ClassVar[str] = "coupon"
+    kind: Literal["coupon"] = "coupon"
+    amount_off: Money | None = None
+    percent_off: int | None = Field(default=None, ge=1, le=100)
+    valid_for_days: int = Field(default=365, ge=1, le=3660)
+
+    @model_validator(mode="after")
+    def _one_discount(self) -> "CouponItem":
+        if (self.amount_off is None) == (self.percent_off is None):
+            raise ValueError("give exactly one of amount_off or percent_off")
+        return self
+
+    def value(self, paid: Money) -> int:
+        return self.amount_off.amount if self.amount_off else _share(paid.amount, self.percent_off or 0)
+
+    def moneys(self) -> list[tuple[str, Money]]:
+        return [("amount_off", self.amount_off)] if self.amount_off else []
+
+    def describe(self) -> str:
+        off = str(self.amount_off) if self.amount_off else f"{self.percent_off}%"
+        return f"a coupon for {off} off your next order, valid for {self.valid_for_days} days"
+
+
+class WaiveBalanceItem(RemedyItemBase):
+    """Waive what the customer still owes (a signed work order to the billing backend)."""
+
+    delivery: ClassVar[str] = "billing"
+    kind: Literal["waive_balance"] = "waive_balance"
+    amount: Money
+    invoice_reference: str = Field(min_length=1, max_length=200)
+
+    def value(self, paid: Money) -> int:
+        return self.amount.amount
+
+    def moneys(self) -> list[tuple[str, Money]]:
+        return [("amount", self.amount)]
+
+    def describe(self) -> str:
+        return f"we waive the {self.amount} still outstanding on invoice {self.invoice_reference}"
+
+
+WorkKind = Literal["redo", "replacement", "late_delivery", "upgrade"]
+
+
+class WorkItem(RemedyItemBase):
+    """Work another system must do (a signed work order) and confirm with ``confirm_fulfilment``.
+
+    ``upgrade`` is an upgrade at no extra cost; ``late_delivery`` delivers
+    what was ordered after all.
+    """
+
+    delivery: ClassVar[str] = "work_order"
+    kind: WorkKind
     description: Text
 
+    def describe(self) -> str:
+        label = {"redo": "we redo the work", "replacement": "a replacement", "late_delivery": "delivery of your order",
+                 "upgrade": "an upgrade at no extra cost"}[self.kind]
+        return f"{label}: {self.description}"
 
-RemedyItem = Annotated[Union[RefundItem, ManualItem], Field(discriminator="kind")]
+
+class SplitCostItem(RemedyItemBase):
+    """Shared responsibility, shared cost: we pay our share of a stated cost, as a refund or a coupon."""
+
+    kind: Literal["split_cost"] = "split_cost"
+    cost: Money
+    our_share_percent: int = Field(ge=1, le=100)
+    paid_as: Literal["refund", "coupon"] = "refund"
+    description: Text
+
+    @property
+    def delivery(self) -> str:  # type: ignore[override]
+        return self.paid_as
+
+    @property
+    def share(self) -> Money:
+        return Money(amount=max(_share(self.cost.amount, self.our_share_percent), 1), currency=self.cost.currency)
+
+    def refund_amount(self) -> int:
+        return self.share.amount if self.paid_as == "refund" else 0
+
+    def value(self, paid: Money) -> int:
+        return self.share.amount
+
+    def moneys(self) -> list[tuple[str, Money]]:
+        return [("cost", self.cost)]
+
+    def describe(self) -> str:
+        how = "a refund" if self.paid_as == "refund" else "a coupon"
+        return f"we pay {self.our_share_percent}% of {self.description} ({self.cost}): {self.share} as {how}"
+
+
+class GiftItem(RemedyItemBase):
+    """A goodwill gift: a coupon, a note, or both."""
+
+    kind: Literal["gift"] = "gift"
+    coupon_amount: Money | None = None
+    note: str | None = Field(default=None, min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _something(self) -> "GiftItem":
+        if self.coupon_amount is None and self.note is None:
+            raise ValueError("a gift needs a coupon_amount, a note, or both")
+        return self
+
+    @property
+    def delivery(self) -> str:  # type: ignore[override]
+        return "coupon" if self.coupon_amount else "note"
+
+    def value(self, paid: Money) -> int:
+        return self.coupon_amount.amount if self.coupon_amount else 0
+
+    def moneys(self) -> list[tuple[str, Money]]:
+        return [("coupon_amount", self.coupon_amount)] if self.coupon_amount else []
+
+    def describe(self) -> str:
+        parts = []
+        if self.coupon_amount:
+            parts.append(f"a gift voucher worth {self.coupon_amount}")
+        if self.note:
+            parts.append(self.note)
+        return "a small gift from us: " + "; ".join(parts)
+
+
+RemedyItem = Annotated[
+    Union[RefundItem, CouponItem, WaiveBalanceItem, WorkItem, SplitCostItem, GiftItem],
+    Field(discriminator="kind"),
+]
 
 
 class StepInput(Contract):
@@ -263,7 +443,10 @@ class Remedy(BaseModel):
     status: Literal["proposed", "agreed", "declined", "delivered", "renegotiated"] = "proposed"
 
     def refund_total(self) -> int:
-        return sum(i.item.amount.amount for i in self.items if isinstance(i.item, RefundItem))
+        return sum(i.item.refund_amount() for i in self.items)
+
+    def value(self, paid: Money) -> int:
+        return sum(i.item.value(paid) for i in self.items)
 
 
 class MoneyMovement(BaseModel):
@@ -333,6 +516,37 @@ class RefundResult(BaseModel):
     amount: Money
     status: str
     reused: bool = False
+
+
+class CouponRequest(BaseModel):
+    coupon_id: str = Field(description="Deterministic: the workflow id and item; also the idempotency key.")
+    incident_workflow_id: str
+    item_id: str
+    amount_off: Money | None = None
+    percent_off: int | None = None
+    redeem_by: datetime
+
+
+class CouponResult(BaseModel):
+    coupon_id: str
+    reused: bool = False
+
+
+class WebhookRequest(BaseModel):
+    target: str = Field(description="work_orders, billing, notices, crm or escalations")
+    event: str
+    idempotency_key: str
+    payload: dict
+    # A target that is not configured: fail (work orders must reach someone)
+    # or skip quietly (optional copies such as notice webhooks).
+    required: bool = True
+
+
+class WebhookReceipt(BaseModel):
+    delivered: bool
+    status: int | None = None
+    reference: str | None = None
+    detail: str = ""
 
 
 def one_year_after(moment: datetime, days: int) -> datetime:

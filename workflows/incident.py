@@ -30,21 +30,27 @@ with workflow.unsafe.imports_passed_through():
         FlagInput,
         FulfilmentConfirmation,
         IncidentReport,
-        ManualItem,
+        CouponItem,
+        CouponRequest,
+        CouponResult,
+        Money,
         MoneyMovement,
         NeedsInput,
         Notice,
         PostmortemInput,
-        RefundItem,
         RefundRequest,
         RefundResult,
         Remedy,
+        RemedyItem,
         RemedyItemState,
         RemedyProposal,
         RenegotiateInput,
         Role,
         Snapshot,
+        SplitCostItem,
         StepInput,
+        WebhookReceipt,
+        WebhookRequest,
     )
     from workflows.details import current_details
     from workflows.recovery import Recovery, Refused, a, money
@@ -58,6 +64,14 @@ NOTICE_OPTIONS = dict(
     start_to_close_timeout=timedelta(seconds=30),
     retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
 )
+WEBHOOK_OPTIONS = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(
+        maximum_interval=timedelta(minutes=2),
+        maximum_attempts=10,
+        non_retryable_error_types=["WebhookRejected", "WebhookNotConfigured"],
+    ),
+)
 # Money: retry transient faults for a while, then give the incident back to a
 # human (renegotiate) rather than retrying forever.
 REFUND_OPTIONS = dict(
@@ -65,7 +79,7 @@ REFUND_OPTIONS = dict(
     retry_policy=RetryPolicy(
         maximum_interval=timedelta(minutes=2),
         maximum_attempts=10,
-        non_retryable_error_types=["RefundDeclined", "RefundCeiling"],
+        non_retryable_error_types=["RefundDeclined", "RefundCeiling", "CouponRefused"],
     ),
 )
 
@@ -163,7 +177,7 @@ class IncidentRecovery:
             for n, item in enumerate(step.items, start=1)
         ]
         remedy = Remedy(number=number, proposed_by=step.by, proposed_at=workflow.now(), note=step.note, items=items)
-        total = remedy.refund_total()
+        total = r.remedy_value(remedy)
         if total > r.report.approval_limits.limit(step.by.role):
             remedy.needs_approval_from = r.approver_for(total)
         r.remedies.append(remedy)
@@ -201,9 +215,7 @@ class IncidentRecovery:
         assert p is not None
         before = self._advance("accept_remedy")
         p.accepted_by, p.accepted_at, p.status = step.by, workflow.now(), "agreed"
-        for item in p.items:
-            if isinstance(item.item, ManualItem):
-                item.status = "awaiting_confirmation"
+        self._effects.append(("notice", "confirmation"))
         self._effects.append(("deliver", str(p.number)))
         who = "an agent on the customer's behalf" if step.on_behalf_of_customer else f"the {step.by.role}"
         return self._recorded("accept_remedy", step, f"remedy #{p.number} accepted by {who} via {step.channel}", before)
@@ -281,6 +293,7 @@ class IncidentRecovery:
         before = self._advance("flag_account")
         self._r.red_flagged = True
         self._r.flags.append(step.reason)
+        self._effects.append(("crm", step.reason))  # internal only: never in a customer notice
         return self._recorded("flag_account", step, step.reason, before)
 
     @flag_account.validator
@@ -386,15 +399,31 @@ class IncidentRecovery:
                 await self._notify_customer(what)
             elif kind == "deliver":
                 await self._deliver(int(what))
+            elif kind == "crm":
+                await self._tell_crm(what)
 
     async def _deliver(self, number: int) -> None:
+        """Deliver every pending item of an agreed remedy, one at a time, in order."""
         r = self._r
         remedy = next(x for x in r.remedies if x.number == number)
         if remedy.status != "agreed":
             return
         for item in remedy.items:
-            if isinstance(item.item, RefundItem) and item.status == "pending":
-                await self._refund(item)
+            if item.status != "pending" or remedy.status != "agreed":
+                continue
+            spec = item.item
+            delivery = spec.delivery
+            if delivery == "refund":
+                amount = spec.share if isinstance(spec, SplitCostItem) else spec.amount  # type: ignore[union-attr]
+                await self._refund(item, amount)
+            elif delivery == "coupon":
+                await self._coupon(item)
+            elif delivery in ("billing", "work_order"):
+                await self._work_order(item)
+            else:  # a gift note travels with the closing notice
+                item.status = "delivered"
+                r.record(workflow.now(), "deliver", SYSTEM, None, f"{item.item_id}: {spec.describe()}")
+                self._publish()
         self._fulfil_if_delivered(remedy)
 
     def _fulfil_if_delivered(self, remedy: Remedy) -> Snapshot | None:
@@ -407,47 +436,157 @@ class IncidentRecovery:
         self._enter_stage()
         return r.snapshot()
 
-    async def _refund(self, item: RemedyItemState) -> None:
+    def _key(self, item: RemedyItemState) -> str:
+        # Stable across retries, worker crashes and workflow resets: the
+        # workflow id and item, never the run id.
+        return f"{self._r.workflow_id}/{item.item_id}"
+
+    async def _failed(self, item: RemedyItemState, err: ActivityError) -> None:
+        """Never silently stuck: record it, page the owner, allow renegotiation."""
         r = self._r
-        refund: RefundItem = item.item  # type: ignore[assignment]
+        reason = _reason(err)
+        item.status, item.failure = "failed", reason
+        r.record(workflow.now(), f"{item.item.kind}_failed", SYSTEM, None, f"{item.item_id}: {reason}")
+        self._publish()
+        await self._notify_internal(
+            "fulfilment_failed", key=f"failed-{item.item_id}", item=item.item.describe(), reason=reason,
+            refundable=money(r.report.order.amount_paid.amount - r.committed_refunds(), r.currency),
+        )
+
+    async def _refund(self, item: RemedyItemState, amount: Money) -> None:
+        r = self._r
         item.status = "in_progress"
         self._publish()
         request = RefundRequest(
-            # Stable across retries, worker crashes and workflow resets: the
-            # workflow id and item, never the run id.
-            idempotency_key=f"{r.workflow_id}/{item.item_id}",
+            idempotency_key=self._key(item),
             incident_workflow_id=r.workflow_id,
             item_id=item.item_id,
             payment_reference=r.report.order.payment_reference or "",
-            amount=refund.amount,
+            amount=amount,
             amount_paid=r.report.order.amount_paid,
-            reason=refund.reason,
+            reason=getattr(item.item, "reason", item.item.kind),
         )
         try:
             result = await workflow.execute_activity(
-                "refund_payment",
-                request,
-                result_type=RefundResult,
-                summary=f"refund {refund.amount} via Stripe",
-                **REFUND_OPTIONS,
+                "refund_payment", request, result_type=RefundResult,
+                summary=f"refund {amount} via Stripe", **REFUND_OPTIONS,
             )
         except ActivityError as err:
-            reason = _reason(err)
-            item.status, item.failure = "failed", reason
-            r.record(workflow.now(), "refund_failed", SYSTEM, None, f"{item.item_id}: {reason}")
-            self._publish()
-            await self._notify_internal(
-                "fulfilment_failed", key=f"failed-{item.item_id}", item=_describe(refund), reason=reason
-            )
+            await self._failed(item, err)
             return
         item.status, item.reference = "delivered", result.refund_id
         r.money_moved.append(
-            MoneyMovement(
-                item_id=item.item_id, kind="refund", amount=result.amount, reference=result.refund_id,
-                at=workflow.now(),
-            )
+            MoneyMovement(item_id=item.item_id, kind="refund", amount=result.amount, reference=result.refund_id,
+                          at=workflow.now())
         )
         r.record(workflow.now(), "refund", SYSTEM, "stripe", f"{item.item_id}: {result.amount} refunded ({result.refund_id})")
+        self._publish()
+
+    async def _coupon(self, item: RemedyItemState) -> None:
+        r = self._r
+        spec = item.item
+        amount_off: Money | None
+        percent_off = None
+        valid_days = 365
+        if isinstance(spec, CouponItem):
+            amount_off, percent_off, valid_days = spec.amount_off, spec.percent_off, spec.valid_for_days
+        elif isinstance(spec, SplitCostItem):
+            amount_off = spec.share
+        else:
+            amount_off = spec.coupon_amount  # type: ignore[union-attr]
+        item.status = "in_progress"
+        self._publish()
+        request = CouponRequest(
+            coupon_id=self._key(item).replace("/", "-"),
+            incident_workflow_id=r.workflow_id,
+            item_id=item.item_id,
+            amount_off=amount_off,
+            percent_off=percent_off,
+            redeem_by=workflow.now() + timedelta(days=valid_days),
+        )
+        off = str(amount_off) if amount_off else f"{percent_off}%"
+        try:
+            result = await workflow.execute_activity(
+                "create_coupon", request, result_type=CouponResult,
+                summary=f"coupon {off} off via Stripe", **REFUND_OPTIONS,
+            )
+        except ActivityError as err:
+            await self._failed(item, err)
+            return
+        item.status, item.reference = "delivered", result.coupon_id
+        if amount_off:
+            r.money_moved.append(
+                MoneyMovement(item_id=item.item_id, kind="coupon", amount=amount_off, reference=result.coupon_id,
+                              at=workflow.now())
+            )
+        r.record(workflow.now(), "coupon", SYSTEM, "stripe", f"{item.item_id}: coupon {result.coupon_id} ({off} off)")
+        self._publish()
+
+    async def _work_order(self, item: RemedyItemState) -> None:
+        """A signed work order; billing answers at once, the others confirm later."""
+        r = self._r
+        spec = item.item
+        target = "billing" if spec.delivery == "billing" else "work_orders"
+        item.status = "in_progress"
+        self._publish()
+        request = WebhookRequest(
+            target=target,
+            event=f"work_order.{spec.kind}",
+            idempotency_key=self._key(item),
+            payload={
+                "incident": r.workflow_id,
+                "item_id": item.item_id,
+                "item": spec.model_dump(mode="json"),
+                "customer": r.report.customer.model_dump(mode="json"),
+                "order": r.report.order.model_dump(mode="json"),
+                "confirm_with": {"update": "confirm_fulfilment", "workflow_id": r.workflow_id,
+                                 "input": {"item_id": item.item_id}},
+            },
+            required=False,
+        )
+        try:
+            receipt = await workflow.execute_activity(
+                "post_webhook", request, result_type=WebhookReceipt,
+                summary=f"{spec.kind.replace('_', ' ')} work order to {target}", **WEBHOOK_OPTIONS,
+            )
+        except ActivityError as err:
+            await self._failed(item, err)
+            return
+        item.reference = item.reference or receipt.reference
+        if item.status == "delivered":
+            # The backend did the work and confirmed it before its answer to
+            # the work order reached us.
+            return
+        if not receipt.delivered:
+            # No backend takes this kind of work here: a person does it and
+            # confirms it, as they would have without amends.
+            item.status = "awaiting_confirmation"
+            r.record(workflow.now(), "work_order", SYSTEM, None,
+                     f"{item.item_id}: {receipt.detail}; awaiting confirm_fulfilment by an agent")
+        elif target == "billing":
+            item.status = "delivered"
+            r.record(workflow.now(), "waive_balance", SYSTEM, "billing", f"{item.item_id}: {spec.describe()}")
+        else:
+            item.status = "awaiting_confirmation"
+            r.record(workflow.now(), "work_order", SYSTEM, target,
+                     f"{item.item_id}: work order sent ({receipt.reference or 'no reference'}); awaiting confirmation")
+        self._publish()
+
+    async def _tell_crm(self, reason: str) -> None:
+        r = self._r
+        request = WebhookRequest(
+            target="crm", event="account.red_flagged", idempotency_key=f"{r.workflow_id}/red-flag",
+            payload={"incident": r.workflow_id, "customer_id": r.report.customer.customer_id, "reason": reason},
+            required=False,
+        )
+        try:
+            receipt = await workflow.execute_activity(
+                "post_webhook", request, result_type=WebhookReceipt, summary="red flag to the CRM", **WEBHOOK_OPTIONS,
+            )
+            detail = "CRM told" if receipt.delivered else receipt.detail
+        except ActivityError as err:
+            detail = f"CRM not told: {_reason(err)}"
+        r.record(workflow.now(), "crm", SYSTEM, "webhook", detail)
         self._publish()
 
     async def _notify_customer(self, kind: str) -> None:
@@ -459,7 +598,7 @@ class IncidentRecovery:
             "what_happened": r.report.what_happened,
             "impact": r.report.impact,
             "detected_on": r.report.detected_at.date().isoformat(),
-            "remedy": [_describe(i.item) for i in remedy.items] if remedy else [],
+            "remedy": [_customer_line(i) for i in remedy.items] if remedy else [],
             "refunded": money(r.refunded_total, r.currency) if r.refunded_total else "",
             "preventive_actions": list(r.postmortem.preventive_actions) if r.postmortem else [],
         }
@@ -473,7 +612,13 @@ class IncidentRecovery:
         )
         try:
             await workflow.execute_activity(
-                "send_notice", notice, summary=f"{kind} notice to the customer", **NOTICE_OPTIONS
+                "send_notice", notice, summary=f"{kind} notice to the customer by email", **NOTICE_OPTIONS
+            )
+            # The same words for backends that send SMS or in-app messages
+            # themselves (skipped when no notices webhook is configured).
+            await workflow.execute_activity(
+                "post_notice_webhook", notice, result_type=WebhookReceipt,
+                summary=f"{kind} notice as a webhook", **NOTICE_OPTIONS,
             )
         except ActivityError as err:
             # A notice that can never go out (it would name staff, a broken
@@ -519,7 +664,12 @@ def _deadline_summary(r: Recovery, timeout: timedelta) -> str:
     return f"{r.deadline.waiting_for}: escalate to level {r.escalation_level + 1} in {human(timeout)}"
 
 
-def _describe(item: RefundItem | ManualItem) -> str:
-    if isinstance(item, RefundItem):
-        return f"a refund of {item.amount}"
-    return f"{item.kind.replace('_', ' ')}: {item.description}"
+def _describe(item: RemedyItem) -> str:
+    return item.describe()
+
+
+def _customer_line(state: RemedyItemState) -> str:
+    line = state.item.describe()
+    if state.item.delivery == "coupon" and state.status == "delivered" and state.reference:
+        line += f" (code {state.reference})"
+    return line

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from workflows.contracts import (
+    format_money,
     AcceptInput,
     Actor,
     ApprovalInput,
@@ -19,10 +20,8 @@ from workflows.contracts import (
     FlagInput,
     FulfilmentConfirmation,
     IncidentReport,
-    ManualItem,
     MoneyMovement,
     PostmortemInput,
-    RefundItem,
     Remedy,
     RemedyProposal,
     Role,
@@ -30,7 +29,7 @@ from workflows.contracts import (
     TimelineEntry,
     one_year_after,
 )
-from workflows.stages import AFTER_CLOSURE, Stage, allowed_steps, step_for
+from workflows.stages import AFTER_CLOSURE, Stage, step_for, steps_from
 
 
 class Refused(Exception):
@@ -47,7 +46,7 @@ def a(word: object) -> str:
 
 
 def money(amount: int, currency: str) -> str:
-    return f"{amount / 100:.2f} {currency}"
+    return format_money(amount, currency)
 
 
 class Recovery:
@@ -97,8 +96,8 @@ class Recovery:
             if remedy.status != "agreed":
                 continue
             for st in remedy.items:
-                if isinstance(st.item, RefundItem) and st.status in ("pending", "in_progress"):
-                    pending += st.item.amount.amount
+                if st.status in ("pending", "in_progress"):
+                    pending += st.item.refund_amount()
         return self.refunded_total + pending
 
     @property
@@ -134,6 +133,14 @@ class Recovery:
         statuses = [i.status for i in a.items]
         return "in_progress" not in statuses and any(s != "delivered" for s in statuses)
 
+    def remedy_value(self, remedy: Remedy) -> int:
+        return remedy.value(self.report.order.amount_paid)
+
+    def allowed_now(self) -> list[str]:
+        """Human steps the table allows at this stage whose conditions hold now."""
+        steps = [s for s in steps_from(self.stage) if s.by == "human"]
+        return list(dict.fromkeys(s.trigger for s in steps if all(getattr(self, c)() for c in s.conditions)))
+
     # ------------------------------------------------------------ guards
 
     def check(self, trigger: str, payload: object) -> None:
@@ -147,7 +154,7 @@ class Recovery:
                     f"{trigger} refused: this incident was closed on {closed} and cannot be reopened; "
                     f"open a new incident with a new key"
                 )
-            allowed = ", ".join(allowed_steps(stage)) or "none (the clock takes the next step)"
+            allowed = ", ".join(self.allowed_now()) or "none (the clock takes the next step)"
             raise Refused(f"{trigger} refused: the incident is at stage '{stage}'; allowed now: {allowed}")
         for condition in step.conditions:
             if not getattr(self, condition)():
@@ -162,7 +169,7 @@ class Recovery:
             return "no remedy has been proposed yet; propose_remedy first"
         if condition == "is_approved" and p is not None:
             return (
-                f"remedy #{p.number} promises {money(p.refund_total(), self.currency)}, above what "
+                f"remedy #{p.number} is worth {money(self.remedy_value(p), self.currency)}, above what "
                 f"{a(p.proposed_by.role)} may promise; it needs approve_remedy by {a(p.needs_approval_from)} "
                 f"or above before the customer's acceptance counts"
             )
@@ -177,13 +184,13 @@ class Recovery:
         paid = self.report.order.amount_paid.amount
         total = 0
         for n, item in enumerate(items):
-            if isinstance(item, RefundItem):
-                if item.amount.currency != currency:
+            for name, amount in item.moneys():
+                if amount.currency != currency:
                     raise Refused(
-                        f"{field}[{n}].amount.currency: must be the order's currency {currency}, "
-                        f"not {item.amount.currency}"
+                        f"{field}[{n}].{name}.currency: must be the order's currency {currency}, "
+                        f"not {amount.currency}"
                     )
-                total += item.amount.amount
+            total += item.refund_amount()
         if total and not self.report.order.payment_reference:
             raise Refused("order.payment_reference: a refund needs the payment it goes back to; none was given")
         committed = self.committed_refunds()
@@ -204,11 +211,11 @@ class Recovery:
         if role not in APPROVER_ROLES:
             raise Refused(f"by.role: {a(role)} cannot approve a remedy; an agent, manager or director can")
         limit = self.report.approval_limits.limit(role)
-        total = p.refund_total()
+        total = self.remedy_value(p)
         if total > limit:
             raise Refused(
                 f"by.role: {a(role)} may approve up to {money(limit, self.currency)}; remedy #{p.number} "
-                f"promises {money(total, self.currency)} and needs {a(self.approver_for(total))}"
+                f"is worth {money(total, self.currency)} and needs {a(self.approver_for(total))}"
             )
 
     def _check_accept_remedy(self, accept: AcceptInput) -> None:
@@ -221,13 +228,21 @@ class Recovery:
         a = self.agreed
         assert a is not None
         item = next((i for i in a.items if i.item_id == confirmation.item_id), None)
+        to_confirm = [
+            i.item_id for i in a.items
+            if i.item.delivery in ("work_order", "billing") and i.status not in ("delivered", "failed", "cancelled")
+        ]
         if item is None:
-            ids = ", ".join(i.item_id for i in a.items if isinstance(i.item, ManualItem)) or "none"
-            raise Refused(f"item_id: no item '{confirmation.item_id}' in the agreed remedy; items to confirm: {ids}")
-        if not isinstance(item.item, ManualItem):
+            raise Refused(
+                f"item_id: no item '{confirmation.item_id}' in the agreed remedy; "
+                f"items to confirm: {', '.join(to_confirm) or 'none'}"
+            )
+        if item.item.delivery not in ("work_order", "billing"):
             raise Refused(f"item_id: '{item.item_id}' is a {item.item.kind}; the engine delivers it, nobody confirms it")
         if item.status == "delivered":
             raise Refused(f"item_id: '{item.item_id}' was already confirmed as delivered")
+        if item.status in ("failed", "cancelled"):
+            raise Refused(f"item_id: '{item.item_id}' {item.status}: {item.failure or 'renegotiate the remedy'}")
 
     def _check_flag_account(self, flag: FlagInput) -> None:
         if self.red_flagged:
@@ -250,7 +265,7 @@ class Recovery:
             workflow_id=self.workflow_id,
             report=self.report,
             stage=self.stage,
-            allowed_steps=allowed_steps(self.stage),
+            allowed_steps=self.allowed_now(),
             timeline=self.timeline,
             needs=self.needs,
             proposal=self.proposal,

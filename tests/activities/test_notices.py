@@ -8,7 +8,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.notices import MailSettings, render
-from tests.helpers import AGENT, EVERY_STAFF_NAME, report
+from tests.helpers import text_of, AGENT, EVERY_STAFF_NAME, report
 from workflows.client import AmendsClient
 from workflows.contracts import ApologyInput, Contact, Notice
 
@@ -58,7 +58,7 @@ async def test_the_apology_reaches_the_customer_and_names_no_staff(ts_env, ts_wo
     assert apology["To"].addresses[0].addr_spec == rep.customer.email
     assert apology["From"].addresses[0].display_name == "Acme Outdoor"
     assert apology["Subject"] == f"We are sorry about your order {rep.order.order_id}"
-    body = apology.get_content()
+    body = text_of(apology)
     assert "our team mislabelled the parcel" in body  # what happened, said for the whole company
     assert rep.impact in body
     for name in EVERY_STAFF_NAME:

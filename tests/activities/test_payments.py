@@ -11,7 +11,7 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.payments import PaymentActivities
-from tests.helpers import AGENT, CUSTOMER, paid_intent, report
+from tests.helpers import mail_to, text_of, AGENT, CUSTOMER, paid_intent, report
 from tests.workflows.test_guards import STEP_INPUTS, take, wait_for
 from workflows.client import AmendsClient
 from workflows.contracts import AcceptInput, Money, RefundRequest, RemedyProposal
@@ -121,7 +121,7 @@ async def test_a_failed_refund_notifies_the_owner_and_opens_renegotiation(ts_env
     assert snap.stage == Stage.REMEDY_AGREED and snap.refunded_total == 0
     assert "refund" in snap.agreed_remedy.items[0].failure
     assert "renegotiate" in snap.allowed_steps
-    [page] = [m for m in mail_sink.to(rep.owner.email) if m["X-Amends-Notice"] == "fulfilment_failed"]
-    assert "Money back is always on the table" in page.get_content()
+    [page] = await mail_to(mail_sink, rep.owner.email, "fulfilment_failed")
+    assert "Money back is always on the table" in text_of(page)
     snap = await amends.renegotiate(key, STEP_INPUTS["renegotiate"])
     assert snap.stage == Stage.NEEDS_GATHERED and snap.refundable_left == 8_000

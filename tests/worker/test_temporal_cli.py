@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tests.helpers import history_kinds, paid_intent
+from tests.helpers import history_kinds, mail_to, paid_intent
 from workflows.client import AmendsClient
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
@@ -108,4 +108,5 @@ async def test_an_incident_driven_only_through_the_temporal_cli(dev_env, dev_wor
     assert await listed(dev_env, f'RecoveryStage="closed" AND CustomerId="cus-{key}"') == [wid]
     kinds = await history_kinds(dev_env.client.get_workflow_handle(wid))
     assert kinds.count("workflow_execution_started") == 1
-    assert [m["X-Amends-Notice"] for m in mail_sink.to(report["customer"]["email"])] == ["apology", "proposal", "closing"]
+    notices = await mail_to(mail_sink, report["customer"]["email"], count=4)
+    assert [m["X-Amends-Notice"] for m in notices] == ["apology", "proposal", "confirmation", "closing"]

@@ -194,7 +194,7 @@ async def test_approval_is_needed_above_the_proposers_limit(amends, stripe):
     await assert_refused(amends, key, "accept_remedy", match="needs approve_remedy by a director or above")
     await assert_refused(
         amends, key, "approve_remedy", ApprovalInput(by=MANAGER),
-        match="a manager may approve up to 500.00 USD; remedy #1 promises 600.00 USD and needs a director",
+        match="a manager may approve up to 500.00 USD; remedy #1 is worth 600.00 USD and needs a director",
     )
     await amends.approve_remedy(key, ApprovalInput(by=DIRECTOR))
     snap = await amends.accept_remedy(key, STEP_INPUTS["accept_remedy"])

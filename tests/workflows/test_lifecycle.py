@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.helpers import AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, history_length, keep_history, paid_intent, recorded_search_attributes, report
+from tests.helpers import text_of, AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, history_length, keep_history, paid_intent, recorded_search_attributes, report
 from workflows.client import AmendsClient
 from workflows.contracts import (
     AcceptInput,
@@ -78,9 +78,9 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
         "confirm_fulfilment", "refund", "fulfil", "close", "record_postmortem", "anniversary",
     ]
     kinds = [m["X-Amends-Notice"] for m in mail_sink.to(rep.customer.email)]
-    assert kinds == ["apology", "proposal", "closing", "anniversary"]
+    assert kinds == ["apology", "proposal", "confirmation", "closing", "anniversary"]
     for message in mail_sink.to(rep.customer.email):
-        text = message.get_content()
+        text = text_of(message)
         assert "we" in text.lower()
         for name in EVERY_STAFF_NAME:
             for part in name.split():

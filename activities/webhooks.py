@@ -1,0 +1,111 @@
+"""Signed webhooks: work orders to backends, notices for backends that send
+their own SMS or in-app messages, and red flags to the CRM.
+
+Every request is JSON, signed with HMAC-SHA256 over ``<timestamp>.<body>``
+(the scheme Stripe uses, so receivers can reuse their verification code):
+
+    X-Amends-Signature: t=<unix seconds>,v1=<hex digest>
+    Idempotency-Key: <stable key: workflow id, remedy and item>
+    X-Amends-Event: <event name>
+
+A receiver verifies with :func:`verify` and keys its own de-duplication on
+``Idempotency-Key``: a retried delivery carries the same key and body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import httpx
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workflows.contracts import WebhookReceipt, WebhookRequest
+
+SIGNATURE_HEADER = "X-Amends-Signature"
+TARGETS = ("work_orders", "billing", "notices", "crm", "escalations")
+
+
+class WebhookSettings(BaseModel):
+    secret: str = "whsec_amends_local"
+    urls: dict[str, str] = {}
+    timeout_seconds: float = 10.0
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify(secret: str, header: str, body: bytes, tolerance_seconds: int = 300, now: float | None = None) -> bool:
+    """True when ``header`` is a valid signature of ``body`` made within the tolerance."""
+    try:
+        parts = dict(p.split("=", 1) for p in header.split(","))
+        timestamp = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs((now if now is not None else time.time()) - timestamp) > tolerance_seconds:
+        return False
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+class WebhookActivities:
+    def __init__(self, settings: WebhookSettings) -> None:
+        self.settings = settings
+
+    @activity.defn(name="post_webhook")
+    async def post_webhook(self, req: WebhookRequest) -> WebhookReceipt:
+        return await post(self.settings, req)
+
+
+async def post(settings: WebhookSettings, req: WebhookRequest) -> WebhookReceipt:
+    """Deliver one signed webhook; raise a retryable error on 5xx, 408, 425 and 429."""
+    url = settings.urls.get(req.target)
+    if not url:
+        if req.required:
+            raise ApplicationError(
+                f"no URL is configured for {req.target} webhooks (AMENDS_{req.target.upper()}_URL)",
+                type="WebhookNotConfigured",
+                non_retryable=True,
+            )
+        return WebhookReceipt(delivered=False, detail=f"{req.target} webhook not configured")
+    body = json.dumps(
+        {"event": req.event, "idempotency_key": req.idempotency_key, "data": req.payload},
+        separators=(",", ":"), sort_keys=True, default=str,
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "Idempotency-Key": req.idempotency_key,
+        "X-Amends-Event": req.event,
+        SIGNATURE_HEADER: sign(settings.secret, body, int(time.time())),
+    }
+    async with httpx.AsyncClient(timeout=settings.timeout_seconds) as http:
+        response = await http.post(url, content=body, headers=headers)
+    if response.status_code in (408, 425, 429) or response.status_code >= 500:
+        raise RuntimeError(f"{req.target} answered {response.status_code}; will retry")  # retryable
+    if response.status_code >= 400:
+        raise ApplicationError(
+            f"{req.target} rejected the {req.event}: {response.status_code} {_reason(response)}",
+            type="WebhookRejected",
+            non_retryable=True,
+        )
+    reference = None
+    try:
+        data = response.json()
+        reference = str(data.get("reference") or data.get("id") or "") or None
+    except ValueError:
+        pass
+    return WebhookReceipt(delivered=True, status=response.status_code, reference=reference)
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+        return str(data.get("reason") or data.get("error") or data)
+    except ValueError:
+        return response.text[:300]
