@@ -30,8 +30,10 @@ from temporalio.worker import Worker
 
 from activities.notices import MailSettings
 from activities.payments import stripe_client
+from activities.webhooks import WebhookSettings
 from worker.config import Settings
 from worker.mailsink import start_sink
+from worker.webhook_sink import start_webhook_sink
 from worker.main import activities_for, build_worker
 from workflows import search
 
@@ -91,13 +93,31 @@ def mail_sink():
     controller.stop()
 
 
+WEBHOOK_SECRET = "whsec_tests"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def webhook_sink():
+    port = free_port()
+    runner, sink = await start_webhook_sink("127.0.0.1", port, WEBHOOK_SECRET)
+    sink.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    yield sink
+    await runner.cleanup()
+
+
 @pytest.fixture(scope="session")
-def settings(localstripe_url, mail_sink) -> Settings:
+def settings(localstripe_url, mail_sink, webhook_sink) -> Settings:
+    base = webhook_sink.url
     return Settings(
         task_queue=f"amends-tests-{uuid.uuid4().hex[:6]}",
         stripe_api_key="sk_test_amends_tests",
         stripe_api_base=localstripe_url,
         mail=MailSettings(host="127.0.0.1", port=mail_sink.port, company="Acme Outdoor"),
+        webhooks=WebhookSettings(
+            secret=WEBHOOK_SECRET,
+            urls={"work_orders": f"{base}/work-orders", "billing": f"{base}/billing",
+                  "notices": f"{base}/notices", "crm": f"{base}/crm", "escalations": f"{base}/escalations"},
+        ),
     )
 
 
