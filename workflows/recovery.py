@@ -133,6 +133,13 @@ class Recovery:
         statuses = [i.status for i in a.items]
         return "in_progress" not in statuses and any(s != "delivered" for s in statuses)
 
+    def has_items_to_confirm(self) -> bool:
+        a = self.agreed
+        return a is not None and any(
+            i.item.delivery in ("work_order", "billing") and i.status not in ("delivered", "failed", "cancelled")
+            for i in a.items
+        )
+
     def remedy_value(self, remedy: Remedy) -> int:
         return remedy.value(self.report.order.amount_paid)
 
@@ -175,6 +182,8 @@ class Recovery:
             )
         if condition == "has_undelivered_items":
             return "the agreed remedy has no undelivered item that is not already in progress"
+        if condition == "has_items_to_confirm":
+            return "the agreed remedy has no work order waiting for confirmation"
         if condition == "is_delivered":
             return "the agreed remedy is not fully delivered yet"
         return condition

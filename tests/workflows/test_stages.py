@@ -57,6 +57,7 @@ class ReferenceModel:
             "is_approved": self.proposal,
             "has_undelivered_items": self.undelivered,
             "is_delivered": not self.undelivered,
+            "has_items_to_confirm": self.undelivered,
         }[name]
 
     def allows(self, trigger: str) -> bool:
