@@ -172,3 +172,26 @@ async def dev_worker(dev_env, settings):
     worker = build_worker(dev_env.client, settings)
     async with worker:
         yield worker
+
+
+CUSTOMER_NOTICES = {"apology", "proposal", "confirmation", "closing", "anniversary"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_staff_name_reaches_a_customer(mail_sink, webhook_sink):
+    """After the whole suite: no customer notice, by email or webhook, names
+    any member of staff given in any test's input."""
+    from tests.helpers import EVERY_STAFF_NAME
+
+    yield
+    parts = {part for name in EVERY_STAFF_NAME for part in name.split()}
+    texts = []
+    for message in mail_sink.messages:
+        if message["X-Amends-Notice"] in CUSTOMER_NOTICES:
+            texts.append((f"email {message['X-Amends-Notice']} to {message['To']}", message.as_string()))
+    for hook in webhook_sink.at("/notices"):
+        if hook.body["data"]["audience"] == "customer":
+            texts.append((f"webhook {hook.body['event']}", hook.raw.decode()))
+    assert len(texts) >= 10, "the suite sent fewer customer notices than expected"
+    leaks = [(where, part) for where, text in texts for part in parts if part in text]
+    assert not leaks, f"staff names reached customers: {leaks[:5]}"
