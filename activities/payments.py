@@ -34,6 +34,7 @@ class PaymentActivities:
     async def refund_payment(self, req: RefundRequest) -> RefundResult:
         ref = req.payment_reference
         target = {"charge": ref} if ref.startswith("ch_") else {"payment_intent": ref}
+        activity.heartbeat("looking up refunds")
         try:
             existing = await self._refunds_of(target)
         except stripe.InvalidRequestError as err:
@@ -56,6 +57,7 @@ class PaymentActivities:
                 type="RefundCeiling",
                 non_retryable=True,
             )
+        activity.heartbeat("creating the refund")
         try:
             refund = await self.stripe.v1.refunds.create_async(
                 params={
@@ -80,6 +82,7 @@ class PaymentActivities:
     @activity.defn(name="create_coupon")
     async def create_coupon(self, req: CouponRequest) -> CouponResult:
         # The id is deterministic, so it is the idempotency key: look first.
+        activity.heartbeat("looking up the coupon")
         try:
             await self.stripe.v1.coupons.retrieve_async(req.coupon_id)
             return CouponResult(coupon_id=req.coupon_id, reused=True)

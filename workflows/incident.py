@@ -76,6 +76,9 @@ WEBHOOK_OPTIONS = dict(
 # human (renegotiate) rather than retrying forever.
 REFUND_OPTIONS = dict(
     start_to_close_timeout=timedelta(seconds=60),
+    # A worker that dies mid-refund is noticed within this, not after the
+    # whole minute; the activity heartbeats before each Stripe call.
+    heartbeat_timeout=timedelta(seconds=10),
     retry_policy=RetryPolicy(
         maximum_interval=timedelta(minutes=2),
         maximum_attempts=10,
