@@ -518,30 +518,74 @@ def needs(ctx, key, needs, by_name, role, channel, update_id) -> None:
 @click.argument("key")
 @click.option("--refund", "refunds", multiple=True, metavar="AMOUNT",
               help="Money back, as a decimal (30.00) in the order's currency. Repeatable.")
-@click.option("--currency", default=None, help="Currency of --refund; default the order's.")
+@click.option("--currency", default=None, help="Currency of the amounts; default the order's.")
+@click.option("--coupon", "coupons", multiple=True, metavar="AMOUNT", help="A coupon for an amount off. Repeatable.")
+@click.option("--coupon-percent", "coupon_percents", multiple=True, type=click.IntRange(1, 100), metavar="N",
+              help="A coupon for N% off. Repeatable.")
+@click.option("--coupon-days", default=365, show_default=True, type=click.IntRange(1, 3660),
+              help="How long the coupons are valid.")
+@click.option("--waive", default=None, metavar="AMOUNT", help="Waive an outstanding balance (with --invoice).")
+@click.option("--invoice", default=None, help="The invoice whose balance --waive waives.")
+@click.option("--split-cost", default=None, metavar="AMOUNT", help="A cost both sides share (with --our-share).")
+@click.option("--our-share", default=None, type=click.IntRange(1, 100), metavar="PERCENT",
+              help="Our share of --split-cost, in percent.")
+@click.option("--split-as", type=click.Choice(["refund", "coupon"]), default="refund", show_default=True,
+              help="How we pay our share.")
+@click.option("--split-description", default="the shared cost", show_default=True, help="What the cost is for.")
+@click.option("--gift-coupon", default=None, metavar="AMOUNT", help="A goodwill gift voucher.")
+@click.option("--gift-note", default=None, metavar="TEXT", help="A goodwill gift note.")
 @click.option("--redo", multiple=True, metavar="TEXT", help="Redo the work. Repeatable.")
 @click.option("--replacement", multiple=True, metavar="TEXT", help="Send a replacement. Repeatable.")
 @click.option("--late-delivery", multiple=True, metavar="TEXT", help="Deliver what was ordered, late. Repeatable.")
 @click.option("--upgrade", multiple=True, metavar="TEXT", help="An upgrade at no extra cost. Repeatable.")
+@click.option("--items-json", type=click.File("r"), default=None, metavar="FILE",
+              help="Items as a JSON list (any kind, see schema/propose_remedy.schema.json); '-' reads stdin.")
 @click.option("--note", default=None, help="A note on the proposal.")
 @actor_options
 @click.pass_context
-def propose(ctx, key, refunds, currency, redo, replacement, late_delivery, upgrade, note, by_name, role, channel,
-            update_id) -> None:
-    """Propose a remedy (step propose_remedy): refunds and work to be done, in that order."""
+def propose(ctx, key, refunds, currency, coupons, coupon_percents, coupon_days, waive, invoice, split_cost,
+            our_share, split_as, split_description, gift_coupon, gift_note, redo, replacement, late_delivery,
+            upgrade, items_json, note, by_name, role, channel, update_id) -> None:
+    """Propose a remedy (step propose_remedy): any mix of the remedies the playbook names."""
     conn: Connection = ctx.obj
+    if (waive is None) != (invoice is None):
+        raise click.UsageError("--waive and --invoice go together")
+    if (split_cost is None) != (our_share is None):
+        raise click.UsageError("--split-cost and --our-share go together")
 
     async def work(amends: AmendsClient) -> Snapshot:
         cur = currency
-        if refunds and cur is None:
+        if cur is None:
             cur = (await amends.snapshot(key)).report.order.amount_paid.currency
-        items: list[dict] = [
-            {"kind": "refund", "amount": {"amount": to_minor(r, cur, "--refund"), "currency": cur.upper()}}
-            for r in refunds
-        ]
+        cur = cur.upper()
+
+        def m(text: str, option: str) -> dict:
+            return {"amount": to_minor(text, cur, option), "currency": cur}
+
+        items: list[dict] = [{"kind": "refund", "amount": m(r, "--refund")} for r in refunds]
+        items += [{"kind": "coupon", "amount_off": m(c, "--coupon"), "valid_for_days": coupon_days} for c in coupons]
+        items += [{"kind": "coupon", "percent_off": p, "valid_for_days": coupon_days} for p in coupon_percents]
+        if waive is not None:
+            items.append({"kind": "waive_balance", "amount": m(waive, "--waive"), "invoice_reference": invoice})
+        if split_cost is not None:
+            items.append({"kind": "split_cost", "cost": m(split_cost, "--split-cost"), "our_share_percent": our_share,
+                          "paid_as": split_as, "description": split_description})
+        if gift_coupon is not None or gift_note is not None:
+            gift: dict = {"kind": "gift", "note": gift_note}
+            if gift_coupon is not None:
+                gift["coupon_amount"] = m(gift_coupon, "--gift-coupon")
+            items.append(gift)
         for kind, texts in (("redo", redo), ("replacement", replacement), ("late_delivery", late_delivery),
                             ("upgrade", upgrade)):
             items += [{"kind": kind, "description": t} for t in texts]
+        if items_json is not None:
+            try:
+                extra = json.load(items_json)
+            except ValueError as err:
+                raise click.BadParameter(f"not JSON: {err}", param_hint="--items-json") from None
+            if not isinstance(extra, list):
+                raise click.BadParameter("must be a JSON list of items", param_hint="--items-json")
+            items += extra
         step = build(RemedyProposal, step_data(by_name, role, channel, items=items, note=note))
         return await amends.propose_remedy(key, step, update_id)
 

@@ -211,6 +211,32 @@ async def test_a_remedy_with_a_refund_through_the_cli(cli_env, stripe):
     assert "replacement: a new tent, sent by express (UPS 1Z999)" in shown.out
 
 
+async def test_every_kind_of_remedy_can_be_proposed_from_the_cli(cli_env, stripe):
+    key = f"order-{uuid.uuid4().hex[:8]}-late"
+    assert (await amends("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)).code == 0
+    for args in (["apologise", key], ["needs", key, "--needs", "something for the trouble"]):
+        assert (await amends("incident", *args, env=cli_env)).code == 0
+    proposed = await amends(
+        "incident", "propose", key, "--coupon", "5.00", "--coupon-percent", "10", "--coupon-days", "30",
+        "--waive", "12.50", "--invoice", "INV-9", "--split-cost", "20.00", "--our-share", "50", "--split-as", "coupon",
+        "--gift-note", "a card from the team", "--upgrade", "the deluxe tent", "--role", "manager", env=cli_env,
+    )
+    assert proposed.code == 0, proposed.err
+    snap = Snapshot.model_validate_json((await amends("incident", "show", key, "--json", env=cli_env)).out)
+    items = [i.item.model_dump(mode="json") for i in snap.proposal.items]
+    assert items == [
+        {"kind": "coupon", "amount_off": {"amount": 500, "currency": "USD"}, "percent_off": None, "valid_for_days": 30},
+        {"kind": "coupon", "amount_off": None, "percent_off": 10, "valid_for_days": 30},
+        {"kind": "waive_balance", "amount": {"amount": 1_250, "currency": "USD"}, "invoice_reference": "INV-9"},
+        {"kind": "split_cost", "cost": {"amount": 2_000, "currency": "USD"}, "our_share_percent": 50,
+         "paid_as": "coupon", "description": "the shared cost"},
+        {"kind": "gift", "coupon_amount": None, "note": "a card from the team"},
+        {"kind": "upgrade", "description": "the deluxe tent"},
+    ]
+    half = await amends("incident", "propose", key, "--waive", "12.50", env=cli_env)
+    assert half.code == 2 and "--waive and --invoice go together" in half.err
+
+
 def test_decimal_amounts_become_minor_units():
     assert to_minor("80.00", "USD", "--amount") == 8_000
     assert to_minor("80", "EUR", "--amount") == 8_000
