@@ -317,13 +317,16 @@ def cli() -> None:
 @click.option("--ui-port", type=int, default=8233, show_default=True, help="Temporal Web UI port.")
 @click.option("--stripe-port", type=int, default=8420, show_default=True, help="localstripe port.")
 @click.option("--smtp-port", type=int, default=1025, show_default=True, help="SMTP sink port.")
-def dev(data_dir: Path, port: int, ui_port: int, stripe_port: int, smtp_port: int) -> None:
+@click.option("--webhook-port", type=int, default=8425, show_default=True,
+              help="Port of the webhook receiver that plays the backends.")
+def dev(data_dir: Path, port: int, ui_port: int, stripe_port: int, smtp_port: int, webhook_port: int) -> None:
     """Run the embedded runtime until Ctrl-C: Temporal dev server and Web UI, localstripe, an SMTP sink
     and the worker. Incidents survive a restart (they live in DATA/temporal.db)."""
     from worker.devserver import DevPorts, run
 
     _logging()
-    code = run(data_dir, DevPorts(temporal=port, ui=ui_port, stripe=stripe_port, smtp=smtp_port),
+    code = run(data_dir, DevPorts(temporal=port, ui=ui_port, stripe=stripe_port, smtp=smtp_port,
+                                  webhooks=webhook_port),
                out=lambda line: click.echo(line, err=line.startswith("amends dev:")))
     raise SystemExit(code)
 

@@ -54,9 +54,11 @@ class DevPorts:
     ui: int = 8233
     stripe: int = 8420
     smtp: int = 1025
+    webhooks: int = 8425
 
     def all(self) -> dict[str, int]:
-        return {"Temporal": self.temporal, "Temporal UI": self.ui, "Stripe": self.stripe, "SMTP": self.smtp}
+        return {"Temporal": self.temporal, "Temporal UI": self.ui, "Stripe": self.stripe, "SMTP": self.smtp,
+                "webhooks": self.webhooks}
 
 
 class DevError(Exception):
@@ -228,6 +230,8 @@ class DevRuntime:
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
         self.mail_dir = self.data_dir / "mail"
+        self.webhook_dir = self.data_dir / "webhooks"
+        self._webhooks = None
         self.log_dir = self.data_dir / "logs"
         self._lock_file = None
         self._sink = None
@@ -287,10 +291,17 @@ class DevRuntime:
 
         self._sink, _ = start_sink("127.0.0.1", self.ports.smtp, self.mail_dir)
         await wait_for_port(self.ports.smtp, "the SMTP sink")
+        from worker.webhook_sink import start_webhook_sink
+
+        hooks = f"http://127.0.0.1:{self.ports.webhooks}"
+        base = Settings.from_env()
+        # The receiver plays every backend: work orders, billing, the CRM, and
+        # the notices a backend would turn into SMS; each request is kept.
+        self._webhooks, _ = await start_webhook_sink("127.0.0.1", self.ports.webhooks, base.webhooks.secret,
+                                                     self.webhook_dir)
 
         # Everything from the environment (task queue, company name, ...)
-        # except where mail and money go: to the sink and the fake just started.
-        base = Settings.from_env()
+        # except where mail, money and webhooks go: to the stand-ins just started.
         self.settings = base.model_copy(
             update={
                 "stripe_api_key": "sk_test_amends_local",
@@ -299,6 +310,10 @@ class DevRuntime:
                     update={"host": "127.0.0.1", "port": self.ports.smtp, "username": None, "password": None,
                             "start_tls": False}
                 ),
+                "webhooks": base.webhooks.model_copy(update={"urls": {
+                    "work_orders": f"{hooks}/work-orders", "billing": f"{hooks}/billing", "crm": f"{hooks}/crm",
+                    "notices": f"{hooks}/notices", "escalations": f"{hooks}/escalations",
+                }}),
             }
         )
         self.client = await self._connect(connect, temporal)
@@ -326,6 +341,7 @@ class DevRuntime:
                 f"  Temporal      {self.address}  (namespace default, task queue {queue})",
                 f"  Stripe        http://127.0.0.1:{p.stripe}  (localstripe)",
                 f"  SMTP          127.0.0.1:{p.smtp}  (sink; every message kept in {self.mail_dir})",
+                f"  Webhooks      http://127.0.0.1:{p.webhooks}  (receiver; every request kept in {self.webhook_dir})",
                 f"  Logs          {self.log_dir}",
                 f"Try: TEMPORAL_ADDRESS={self.address} amends incident show <key>",
                 "Press Ctrl-C to stop.",
@@ -356,6 +372,9 @@ class DevRuntime:
         if self._sink is not None:
             with contextlib.suppress(Exception):
                 self._sink.stop()
+        if self._webhooks is not None:
+            with contextlib.suppress(Exception):
+                await self._webhooks.cleanup()
         # Terminate the children together, then wait for each.
         for child in reversed(self.children):
             if child.proc.poll() is None:

@@ -321,6 +321,7 @@ class Dev:
                 sys.executable, "-m", "worker.cli", "dev", "--data", str(self.data),
                 "--port", str(self.ports["temporal"]), "--ui-port", str(self.ports["ui"]),
                 "--stripe-port", str(self.ports["stripe"]), "--smtp-port", str(self.ports["smtp"]),
+                "--webhook-port", str(self.ports["webhooks"]),
                 stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, env=self.env, cwd=REPO,
             )
         await self.ready()
@@ -352,7 +353,7 @@ class Dev:
 
 
 async def test_amends_dev_runs_everything_and_stops_on_ctrl_c(tmp_path):
-    ports = {name: free_port() for name in ("temporal", "ui", "stripe", "smtp")}
+    ports = {name: free_port() for name in ("temporal", "ui", "stripe", "smtp", "webhooks")}
     address = f"127.0.0.1:{ports['temporal']}"
     env = base_env(address, "amends")
     dev = Dev(tmp_path / "data", ports, env, tmp_path / "dev.log")
@@ -393,6 +394,13 @@ async def test_amends_dev_runs_everything_and_stops_on_ctrl_c(tmp_path):
                 break
             await asyncio.sleep(0.2)
         assert len(list((tmp_path / "data" / "mail").glob("*-apology.eml"))) == 1
+        # ... and as a signed webhook to the receiver that plays the backends.
+        for _ in range(50):
+            if list((tmp_path / "data" / "webhooks").glob("*-notice.apology.json")):
+                break
+            await asyncio.sleep(0.2)
+        [hook] = list((tmp_path / "data" / "webhooks").glob("*-notice.apology.json"))
+        assert json.loads(hook.read_text())["signature_valid"] is True
     finally:
         code = await dev.interrupt()
     assert code == 0, dev.log.read_text()
