@@ -34,7 +34,9 @@ async def main() -> None:
         async def refund_then_hang(req: RefundRequest) -> RefundResult:
             result = await real.refund_payment(req)
             marker = args.pause_after_refund / req.idempotency_key.replace("/", "_")
-            marker.write_text(result.refund_id)
+            partial = marker.with_suffix(".partial")
+            partial.write_text(result.refund_id)
+            partial.rename(marker)  # atomic: the test sees the whole id or nothing
             await asyncio.sleep(3600)  # killed here
             return result
 
