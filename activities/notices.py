@@ -131,31 +131,31 @@ class NoticeActivities:
 
     @activity.defn(name="send_notice")
     async def send_notice(self, notice: Notice) -> str:
-        s = self.settings
-        subject, body = render(notice, s)
-        to = notice.to or s.care
-        message = EmailMessage()
-        message["From"] = formataddr((s.company, s.sender))
-        message["To"] = formataddr((to.name, str(to.email)))
-        message["Subject"] = subject
-        # Stable per notice: a retried send carries the same Message-ID, so
-        # mail systems and the sink can recognise the duplicate.
-        domain = s.sender.rpartition("@")[2] or "amends"
-        local = re.sub(r"[^A-Za-z0-9._-]", ".", notice.message_id)
-        message["Message-ID"] = f"<{local}@{domain}>"
-        message["X-Amends-Notice"] = notice.kind
-        message["Date"] = format_datetime(activity.info().current_attempt_scheduled_time)
-        message.set_content(body)
-        message.add_alternative(html_version(subject, body), subtype="html")
-        await aiosmtplib.send(
-            message,
-            hostname=s.host,
-            port=s.port,
-            username=s.username,
-            password=s.password,
-            start_tls=s.start_tls,
-            timeout=20,
-        )
-        return message["Message-ID"]
+        return await send_email(self.settings, notice)
 
 
+async def send_email(s: MailSettings, notice: Notice) -> str:
+    """Render and send one notice; its Message-ID is stable, so a retried send is recognisable."""
+    subject, body = render(notice, s)
+    to = notice.to or s.care
+    message = EmailMessage()
+    message["From"] = formataddr((s.company, s.sender))
+    message["To"] = formataddr((to.name, str(to.email)))
+    message["Subject"] = subject
+    domain = s.sender.rpartition("@")[2] or "amends"
+    local = re.sub(r"[^A-Za-z0-9._-]", ".", notice.message_id)
+    message["Message-ID"] = f"<{local}@{domain}>"
+    message["X-Amends-Notice"] = notice.kind
+    message["Date"] = format_datetime(activity.info().current_attempt_scheduled_time)
+    message.set_content(body)
+    message.add_alternative(html_version(subject, body), subtype="html")
+    await aiosmtplib.send(
+        message,
+        hostname=s.host,
+        port=s.port,
+        username=s.username,
+        password=s.password,
+        start_tls=s.start_tls,
+        timeout=20,
+    )
+    return message["Message-ID"]

@@ -74,31 +74,36 @@ async def post(settings: WebhookSettings, req: WebhookRequest) -> WebhookReceipt
                 non_retryable=True,
             )
         return WebhookReceipt(delivered=False, detail=f"{req.target} webhook not configured")
-    body = json.dumps(
-        {"event": req.event, "idempotency_key": req.idempotency_key, "data": req.payload},
-        separators=(",", ":"), sort_keys=True, default=str,
-    ).encode()
+    body = {"event": req.event, "idempotency_key": req.idempotency_key, "data": req.payload}
+    return await send_signed(settings, url, body, req.idempotency_key, req.event, req.target)
+
+
+async def send_signed(
+    settings: WebhookSettings, url: str, payload: dict, idempotency_key: str, event: str, target: str = "webhook"
+) -> WebhookReceipt:
+    """POST ``payload`` as signed JSON; 5xx, 408, 425 and 429 raise a retryable error, other 4xx reject."""
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str).encode()
     headers = {
         "Content-Type": "application/json",
-        "Idempotency-Key": req.idempotency_key,
-        "X-Amends-Event": req.event,
+        "Idempotency-Key": idempotency_key,
+        "X-Amends-Event": event,
         SIGNATURE_HEADER: sign(settings.secret, body, int(time.time())),
     }
     async with httpx.AsyncClient(timeout=settings.timeout_seconds) as http:
         response = await http.post(url, content=body, headers=headers)
     if response.status_code in (408, 425, 429) or response.status_code >= 500:
-        raise RuntimeError(f"{req.target} answered {response.status_code}; will retry")  # retryable
+        raise RuntimeError(f"{target} answered {response.status_code}; will retry")  # retryable
     if response.status_code >= 400:
         raise ApplicationError(
-            f"{req.target} rejected the {req.event}: {response.status_code} {_reason(response)}",
+            f"{target} rejected the {event}: {response.status_code} {_reason(response)}",
             type="WebhookRejected",
             non_retryable=True,
         )
     reference = None
     try:
         data = response.json()
-        reference = str(data.get("reference") or data.get("id") or "") or None
-    except ValueError:
+        reference = str(data.get("reference") or data.get("id") or data.get("dedup_key") or "") or None
+    except (ValueError, AttributeError):
         pass
     return WebhookReceipt(delivered=True, status=response.status_code, reference=reference)
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -132,19 +133,28 @@ async def ts_env():
     await env.shutdown()
 
 
+@contextlib.asynccontextmanager
+async def time_skipping(settings):
+    """A time-skipping server of its own, with a worker on ``settings``."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+        data_converter=data_converter,
+    )
+    try:
+        await register_search_attributes(env.client)
+        async with build_worker(env.client, settings):
+            yield env
+    finally:
+        await env.shutdown()
+
+
 @pytest_asyncio.fixture
 async def clock_env(settings):
     """A time-skipping server of the test's own, with a worker, for tests that
     skip days or a year: skipping moves every timer of the server, and other
     tests' incidents must not escalate under this one's feet."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=data_converter,
-    )
-    await register_search_attributes(env.client)
-    async with build_worker(env.client, settings):
+    async with time_skipping(settings) as env:
         yield env
-    await env.shutdown()
 
 
 @pytest_asyncio.fixture(scope="session")

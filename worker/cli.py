@@ -319,14 +319,17 @@ def cli() -> None:
 @click.option("--smtp-port", type=int, default=1025, show_default=True, help="SMTP sink port.")
 @click.option("--webhook-port", type=int, default=8425, show_default=True,
               help="Port of the webhook receiver that plays the backends.")
-def dev(data_dir: Path, port: int, ui_port: int, stripe_port: int, smtp_port: int, webhook_port: int) -> None:
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=9464, show_default=True,
+              help="Port of the worker's Prometheus metrics (http://127.0.0.1:PORT/metrics); 0: none.")
+def dev(data_dir: Path, port: int, ui_port: int, stripe_port: int, smtp_port: int, webhook_port: int,
+        metrics_port: int) -> None:
     """Run the embedded runtime until Ctrl-C: Temporal dev server and Web UI, localstripe, an SMTP sink
     and the worker. Incidents survive a restart (they live in DATA/temporal.db)."""
     from worker.devserver import DevPorts, run
 
     _logging()
     code = run(data_dir, DevPorts(temporal=port, ui=ui_port, stripe=stripe_port, smtp=smtp_port,
-                                  webhooks=webhook_port),
+                                  webhooks=webhook_port, metrics=metrics_port),
                out=lambda line: click.echo(line, err=line.startswith("amends dev:")))
     raise SystemExit(code)
 
@@ -350,7 +353,8 @@ def worker(address: str | None, namespace: str | None, task_queue: str, timeout:
 
     The connection comes from the environment as for the `temporal` CLI (TEMPORAL_ADDRESS,
     TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE); mail and Stripe
-    from AMENDS_* variables.
+    from AMENDS_* variables. With AMENDS_METRICS_BIND=HOST:PORT the worker serves Prometheus
+    metrics at http://HOST:PORT/metrics (docs/metrics.md).
     """
     from worker.config import Settings
     from worker.main import run_worker
@@ -369,13 +373,61 @@ def worker(address: str | None, namespace: str | None, task_queue: str, timeout:
             loop.add_signal_handler(sig, stop.set)
         await run_worker(settings, stop)
 
+    from worker.metrics import ENV, MetricsBindError
+
     try:
         asyncio.run(go())
+    except MetricsBindError as err:
+        fail(f"invalid: {ENV}: {err}", EXIT_INVALID)
     except RuntimeError as err:
         if "connect" not in str(err):
             raise
         fail(f"unavailable: cannot connect to Temporal: {err}", EXIT_UNAVAILABLE)
     logging.getLogger("amends").info("worker stopped")
+
+
+@cli.command(context_settings=CONTEXT, short_help="Register amends' search attributes on the namespace.")
+@click.option("--address", default=None,
+              help="Temporal frontend host:port [env TEMPORAL_ADDRESS, default: localhost:7233].")
+@click.option("--namespace", default=None, help="Temporal namespace [env TEMPORAL_NAMESPACE, default: default].")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for Temporal.")
+def setup(address: str | None, namespace: str | None, timeout: float) -> None:
+    """Register the search attributes amends' incidents upsert (RecoveryStage, Severity, ...) on the
+    namespace of the configured server, once: only missing ones are added, so running it again is
+    harmless. A name the namespace already has with another type is an error (exit 1), and nothing
+    is added. `amends dev` needs none of this: it registers them itself.
+    """
+    from worker.config import connect
+    from worker.setup import SearchAttributeConflict, register_search_attributes, type_name, wanted_type
+    from workflows import search
+
+    conn = Connection(address, namespace, DEFAULT_TASK_QUEUE, timeout)
+
+    async def go():
+        # Outcomes are returned, not raised (see Connection.run).
+        try:
+            client = await asyncio.wait_for(connect(address, namespace), timeout)
+        except (RuntimeError, asyncio.TimeoutError) as err:
+            return None, Failure(f"unavailable: cannot connect to Temporal at {conn.where()}: "
+                                 f"{err or 'timed out'}", EXIT_UNAVAILABLE)
+        try:
+            return await asyncio.wait_for(register_search_attributes(client, namespace), timeout), None
+        except SearchAttributeConflict as err:
+            return None, Failure(f"refused: {err}", EXIT_REFUSED)
+        except asyncio.TimeoutError:
+            return None, Failure(f"unavailable: no answer from {conn.where()} within {timeout:.0f}s",
+                                 EXIT_UNAVAILABLE)
+        except RPCError as err:
+            return None, conn.failure(err, None)
+
+    result, failure = asyncio.run(go())
+    if failure is not None:
+        raise failure
+    types = {k.name: type_name(wanted_type(k)) for k in search.ALL}
+    click.echo(f"search attributes on namespace {result.namespace!r} at {conn.where()}:")
+    for name in types:
+        click.echo(f"  {'added' if name in result.added else 'present':<8} {name} ({types[name]})")
+    click.echo(f"{len(result.added)} added, {len(result.present)} already present")
 
 
 def _logging() -> None:
@@ -398,6 +450,66 @@ def incident(ctx: click.Context, address: str | None, namespace: str | None, tas
     and exits 2; an unreachable Temporal or worker exits 3.
     """
     ctx.obj = Connection(address, namespace, task_queue, timeout)
+
+
+@cli.group(context_settings=CONTEXT, short_help="Lists of incidents for ops (visibility queries).")
+@connection_options
+@click.pass_context
+def incidents(ctx: click.Context, address: str | None, namespace: str | None, task_queue: str, timeout: float) -> None:
+    """Lists of incidents, from Temporal's visibility store (the same queries the Web UI runs)."""
+    ctx.obj = Connection(address, namespace, task_queue, timeout)
+
+
+STALLED_QUERY = 'ExecutionStatus="Running" AND WorkflowType="IncidentRecovery" AND StageDeadline < "{now}"'
+
+
+async def stalled_incidents(client, now: datetime) -> list[dict]:
+    """Running incidents past their stage deadline, most overdue first."""
+    from workflows import search
+
+    query = STALLED_QUERY.format(now=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    rows = []
+    async for wf in client.list_workflows(query):
+        attrs = wf.typed_search_attributes
+        due = attrs.get(search.STAGE_DEADLINE)
+        if due is None or due >= now:
+            continue
+        rows.append({
+            "workflow_id": wf.id,
+            "stage": attrs.get(search.RECOVERY_STAGE),
+            "severity": attrs.get(search.SEVERITY),
+            "customer_id": attrs.get(search.CUSTOMER_ID),
+            "escalation_level": attrs.get(search.ESCALATION_LEVEL) or 0,
+            "deadline": due,
+            "overdue_seconds": int((now - due).total_seconds()),
+        })
+    return sorted(rows, key=lambda r: r["deadline"])
+
+
+@incidents.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.pass_context
+def stalled(ctx: click.Context, as_json: bool) -> None:
+    """Incidents past their stage's deadline, most overdue first."""
+    conn: Connection = ctx.obj
+
+    async def work(amends: AmendsClient) -> list[dict]:
+        return await stalled_incidents(amends.client, datetime.now(timezone.utc))
+
+    rows = conn.run(None, work)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps({**row, "deadline": row["deadline"].isoformat()}))
+        return
+    if not rows:
+        click.echo("no stalled incidents")
+        return
+    for row in rows:
+        click.echo(
+            f"{row['workflow_id']}  {row['stage']:<15} {row['severity'] or '':<8} overdue "
+            f"{human_duration(row['overdue_seconds'])}  level {row['escalation_level']}  "
+            f"due {utc(row['deadline'])}  {row['customer_id'] or ''}"
+        )
 
 
 ROLE_CHOICES = click.Choice([r.value for r in Role if r is not Role.SYSTEM])

@@ -10,15 +10,30 @@ settings are ``AMENDS_*``.
 from __future__ import annotations
 
 import os
+import tomllib
+from pathlib import Path
 
 from pydantic import BaseModel
 from temporalio.client import Client
+from temporalio.runtime import Runtime
+from temporalio.runtime import Runtime
 from workflows.converter import data_converter
 from temporalio.envconfig import ClientConfig
 
 from activities.notices import MailSettings
 from activities.webhooks import TARGETS, WebhookSettings
 from workflows.contracts import Contact
+from workflows.sla import SlaPolicy
+
+DEFAULT_SLA_POLICY = Path(__file__).with_name("sla_default.toml")
+
+
+def load_policy(path: Path | str = DEFAULT_SLA_POLICY) -> SlaPolicy:
+    """Read and validate an SLA policy file (TOML, or JSON); errors name the field and the rule."""
+    if str(path).endswith(".json"):
+        return SlaPolicy.model_validate_json(Path(path).read_text())
+    with open(path, "rb") as f:
+        return SlaPolicy.model_validate(tomllib.load(f))
 
 DEFAULT_TASK_QUEUE = "amends"
 LOCAL_STRIPE_KEY = "sk_test_amends_local"  # the default: talks to localstripe
@@ -30,6 +45,7 @@ class Settings(BaseModel):
     stripe_api_base: str | None = "http://localhost:8420"
     mail: MailSettings = MailSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    sla_policy: SlaPolicy = load_policy()
 
     @property
     def stripe_is_local(self) -> bool:
@@ -66,15 +82,22 @@ class Settings(BaseModel):
             stripe_api_base=base or None,
             mail=mail,
             webhooks=webhooks,
+            sla_policy=load_policy(e.get("AMENDS_SLA_POLICY") or DEFAULT_SLA_POLICY),
         )
 
 
-async def connect(address: str | None = None, namespace: str | None = None) -> Client:
-    """A client with amends' data converter, configured like the ``temporal`` CLI."""
+async def connect(
+    address: str | None = None, namespace: str | None = None, *, runtime: Runtime | None = None
+) -> Client:
+    """A client with amends' data converter, configured like the ``temporal`` CLI.
+
+    ``runtime``: the SDK runtime to report metrics through (``worker.metrics``);
+    the default runtime serves none.
+    """
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", "localhost:7233")
     if address:
         config["target_host"] = address
     if namespace:
         config["namespace"] = namespace
-    return await Client.connect(**config, data_converter=data_converter)
+    return await Client.connect(**config, data_converter=data_converter, runtime=runtime)

@@ -8,7 +8,8 @@ Starts, in order, and waits for each to listen before going on:
 2. localstripe, a stateful Stripe fake, keeping its store in the data
    directory too;
 3. an SMTP sink, in this process, keeping every message as a ``.eml`` file;
-4. the amends worker, in this process.
+4. the amends worker, in this process, serving Prometheus metrics on
+   127.0.0.1:9464 (``--metrics-port``; docs/metrics.md).
 
 One SIGINT (Ctrl-C) or SIGTERM stops everything in reverse order: the
 worker first (so that nothing polls a server that is going away), then the
@@ -55,10 +56,14 @@ class DevPorts:
     stripe: int = 8420
     smtp: int = 1025
     webhooks: int = 8425
+    metrics: int = 9464  # the worker's Prometheus endpoint; 0: none
 
     def all(self) -> dict[str, int]:
-        return {"Temporal": self.temporal, "Temporal UI": self.ui, "Stripe": self.stripe, "SMTP": self.smtp,
-                "webhooks": self.webhooks}
+        ports = {"Temporal": self.temporal, "Temporal UI": self.ui, "Stripe": self.stripe, "SMTP": self.smtp,
+                 "webhooks": self.webhooks}
+        if self.metrics:
+            ports["metrics"] = self.metrics
+        return ports
 
 
 class DevError(Exception):
@@ -273,7 +278,7 @@ class DevRuntime:
         if busy:
             raise DevError(
                 f"already in use: {', '.join(busy)} (is another `amends dev` or Temporal running?); "
-                f"choose others with --port/--ui-port/--stripe-port/--smtp-port"
+                f"choose others with --port/--ui-port/--stripe-port/--smtp-port/--webhook-port/--metrics-port"
             )
 
         # Both children start before any thread of ours exists (fork safety);
@@ -316,16 +321,22 @@ class DevRuntime:
                 }}),
             }
         )
-        self.client = await self._connect(connect, temporal)
+        from worker.metrics import MetricsBindError, runtime_for
+
+        try:
+            runtime = runtime_for(f"127.0.0.1:{self.ports.metrics}" if self.ports.metrics else None)
+        except MetricsBindError as err:
+            raise DevError(f"{err}; choose another with --metrics-port (0: no metrics)") from None
+        self.client = await self._connect(connect, temporal, runtime)
         self._worker = build_worker(self.client, self.settings)
         self._worker_task = asyncio.create_task(self._worker.run(), name="amends worker")
 
-    async def _connect(self, connect, temporal: Child):
+    async def _connect(self, connect, temporal: Child, runtime=None):
         # The port opens a moment before the frontend answers.
         end = time.monotonic() + READY_TIMEOUT
         while True:
             try:
-                return await connect(self.address, "default")
+                return await connect(self.address, "default", runtime=runtime)
             except RuntimeError as err:
                 if temporal.proc.poll() is not None or time.monotonic() > end:
                     raise DevError(f"cannot connect to the Temporal dev server at {self.address}: {err}") from None
@@ -342,6 +353,8 @@ class DevRuntime:
                 f"  Stripe        http://127.0.0.1:{p.stripe}  (localstripe)",
                 f"  SMTP          127.0.0.1:{p.smtp}  (sink; every message kept in {self.mail_dir})",
                 f"  Webhooks      http://127.0.0.1:{p.webhooks}  (receiver; every request kept in {self.webhook_dir})",
+                *([f"  Metrics       http://127.0.0.1:{p.metrics}/metrics  (Prometheus; docs/metrics.md)"]
+                  if p.metrics else []),
                 f"  Logs          {self.log_dir}",
                 f"Try: TEMPORAL_ADDRESS={self.address} amends incident show <key>",
                 "Press Ctrl-C to stop.",

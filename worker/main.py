@@ -9,6 +9,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.clock import ClockActivities
+from activities.escalation import EscalationActivities
 from activities.notices import NoticeActivities
 from activities.payments import PaymentActivities, stripe_client
 from activities.webhooks import WebhookActivities
@@ -23,7 +25,13 @@ def activities_for(settings: Settings) -> list:
         coupon_expiry_in_stripe=not settings.stripe_is_local,
     )
     webhooks = WebhookActivities(settings.webhooks)
+    clock = ClockActivities(settings.sla_policy)
+    escalation = EscalationActivities(settings.mail, settings.webhooks)
     return [
+        clock.load_sla_policy,
+        clock.business_clock_advance,
+        clock.business_clock_elapsed,
+        escalation.page,
         notices.send_notice,
         notices.post_notice_webhook,
         payments.refund_payment,
@@ -51,9 +59,15 @@ def build_worker(client: Client, settings: Settings, activities: list | None = N
 
 
 async def run_worker(settings: Settings | None = None, stop: asyncio.Event | None = None) -> None:
+    from worker.metrics import bind_from_env, runtime_for
+
     settings = settings or Settings.from_env()
-    client = await connect()
+    bind = bind_from_env()
+    client = await connect(runtime=runtime_for(bind))
     worker = build_worker(client, settings)
-    logging.getLogger("amends").info("worker polling task queue %r", settings.task_queue)
+    log = logging.getLogger("amends")
+    if bind:
+        log.info("metrics on http://%s/metrics", bind)
+    log.info("worker polling task queue %r", settings.task_queue)
     async with worker:
         await (stop or asyncio.Event()).wait()

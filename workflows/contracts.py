@@ -463,6 +463,60 @@ class Deadline(BaseModel):
     due_at: datetime
 
 
+class ClockEvent(BaseModel):
+    at: datetime
+    kind: Literal["warning", "escalation"]
+    fraction: float | None = None
+    level: int | None = None
+    repeat: int = 0
+    target: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"warning-{self.fraction}" if self.kind == "warning" else f"level-{self.level}-repeat-{self.repeat}"
+
+
+class ClockState(BaseModel):
+    """The SLA clock of the current stage."""
+
+    stage: Stage
+    waiting_for: str
+    kind: Literal["calendar", "business"]
+    target: timedelta = Field(description="How long the stage may take, on this clock.")
+    started_at: datetime
+    consumed: timedelta = Field(default=timedelta(0), description="Clock time used before running_since.")
+    running_since: datetime | None = None
+    paused_since: datetime | None = Field(default=None, description="Set while waiting on the customer.")
+    paused_total: timedelta = timedelta(0)
+    due_at: datetime | None = None
+    breached: bool = False
+    upcoming: list[ClockEvent] = Field(default_factory=list)
+    fired: list[str] = Field(default_factory=list)
+
+
+class PageRequest(BaseModel):
+    """A warning or an escalation page, sent by email and signed webhook."""
+
+    idempotency_key: str = Field(description="Incident, stage, level and repeat: one page each.")
+    kind: Literal["warning", "escalation"]
+    level: int | None = None
+    repeat: int = 0
+    fraction: float | None = None
+    target_name: str
+    email: str | None = None
+    webhook_url: str | None = None
+    format: Literal["amends", "slack", "pagerduty"] = "amends"
+    routing_key: str | None = None
+    incident: str
+    customer_id: str
+    severity: str
+    stage: str
+    waiting_for: str
+    due_at: datetime
+    overdue: str = ""
+    what_happened: str
+
+
 class Snapshot(BaseModel):
     """The whole current state of an incident (query ``snapshot``)."""
 
@@ -479,6 +533,8 @@ class Snapshot(BaseModel):
     refunded_total: int
     refundable_left: int
     deadline: Deadline | None = None
+    clock: ClockState | None = None
+    paused_total: timedelta = Field(default=timedelta(0), description="Time the clocks stood still for the customer.")
     escalation_level: int = 0
     red_flagged: bool = False
     flags: list[str] = Field(default_factory=list)

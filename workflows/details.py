@@ -22,10 +22,17 @@ def current_details(s: Snapshot, now: datetime) -> str:
     ]
     if r.owner:
         lines.append(f"**Owner:** {r.owner.name}")
+    if s.clock and s.clock.paused_since:
+        lines.append(f"**Next:** {s.clock.waiting_for} — clock paused since {s.clock.paused_since:%Y-%m-%d %H:%M} UTC, "
+                     f"waiting on the customer")
     if s.deadline:
         left = s.deadline.due_at - now
         when = f"due in {human(left)}" if left.total_seconds() >= 0 else f"overdue by {human(-left)}"
-        line = f"**Next:** {s.deadline.waiting_for}, {when} ({s.deadline.due_at:%Y-%m-%d %H:%M} UTC)"
+        if left.total_seconds() < 0:
+            line = f"**Next:** {s.deadline.waiting_for} overdue by {human(-left)}"
+        else:
+            line = f"**Next:** {s.deadline.waiting_for}, {when}"
+        line += f" ({s.deadline.due_at:%Y-%m-%d %H:%M} UTC, {s.clock.kind if s.clock else 'calendar'} clock)"
         if s.escalation_level:
             line += f" — escalated to level {s.escalation_level}"
         lines.append(line)

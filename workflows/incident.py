@@ -10,7 +10,7 @@ activities, one at a time, and watches the stage's deadline meanwhile.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -21,6 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         AcceptInput,
         Actor,
+        ClockEvent,
+        ClockState,
         ApologyInput,
         ApprovalInput,
         CloseInput,
@@ -37,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         MoneyMovement,
         NeedsInput,
         Notice,
+        PageRequest,
         PostmortemInput,
         RefundRequest,
         RefundResult,
@@ -54,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.details import current_details
     from workflows.recovery import Recovery, Refused, a, money
-    from workflows.sla import MAX_ESCALATION_LEVEL, WAITING_FOR, human, stage_deadline
+    from workflows.sla import WAITING_FOR, AdvanceRequest, ElapsedRequest, PageTarget, SlaPolicy, human
     from workflows.stages import Stage, build_machine
 
 SYSTEM = Actor(name="amends", role=Role.SYSTEM)
@@ -95,6 +98,7 @@ class IncidentRecovery:
         build_machine(self._r)
         self._effects: list[tuple[str, str]] = []
         self._changes = 0
+        self._pending_plan: tuple[list[float], list[timedelta]] = ([], [])
 
     # ================================================================ run
 
@@ -102,6 +106,12 @@ class IncidentRecovery:
     async def run(self, report: IncidentReport) -> Snapshot:
         self._r.record(workflow.now(), "detected", SYSTEM, "backend", report.what_happened)
         self._enter_stage()
+        # The worker's SLA policy, recorded in the history: a later change of
+        # the policy file never moves this incident's deadlines.
+        self._r.policy = await workflow.execute_local_activity(
+            "load_sla_policy", result_type=SlaPolicy, start_to_close_timeout=timedelta(seconds=10),
+        )
+        self._start_clock()
         while self._r.stage != Stage.POSTMORTEM_DONE or self._effects:
             await self._perform_effects()
             if self._r.stage == Stage.POSTMORTEM_DONE:
@@ -113,20 +123,20 @@ class IncidentRecovery:
 
     async def _wait_for_next_step(self) -> None:
         seen = self._changes
-        r = self._r
-        due = r.next_escalation_at
-        timeout = None if due is None else due - workflow.now()
+        clock = self._r.clock
+        event = min(clock.upcoming, key=lambda e: e.at) if clock and clock.upcoming else None
+        timeout = None if event is None else event.at - workflow.now()
         if timeout is not None and timeout <= timedelta(0):
-            await self._escalate()
+            await self._fire(event)
             return
         try:
             await workflow.wait_condition(
                 lambda: bool(self._effects) or self._changes != seen,
                 timeout=timeout,
-                timeout_summary=None if timeout is None else _deadline_summary(r, timeout),
+                timeout_summary=None if event is None else self._event_summary(event),
             )
         except asyncio.TimeoutError:
-            await self._escalate()
+            await self._fire(event)
 
     async def _await_anniversary(self) -> None:
         due = self._r.anniversary_due_at
@@ -190,6 +200,10 @@ class IncidentRecovery:
         else:
             # An over-limit proposal goes to the customer only once approved.
             self._effects.append(("notice", "proposal"))
+            self._recorded("propose_remedy", step, detail, before)
+            self._pause_clock()  # the proposal now waits on the customer
+            self._publish()
+            return r.snapshot()
         return self._recorded("propose_remedy", step, detail, before)
 
     @propose_remedy.validator
@@ -201,12 +215,18 @@ class IncidentRecovery:
         before = self._advance("approve_remedy")
         p = self._r.proposal
         assert p is not None
-        if p.needs_approval_from is not None and p.approved_by is None:
+        released = p.needs_approval_from is not None and p.approved_by is None
+        if released:
             self._effects.append(("notice", "proposal"))
         p.approved_by = step.by
         limit = self._r.report.approval_limits.limit(step.by.role)
         detail = f"remedy #{p.number} approved by {a(step.by.role)} (limit {money(limit, self._r.currency)})"
-        return self._recorded("approve_remedy", step, detail, before)
+        snap = self._recorded("approve_remedy", step, detail, before)
+        if released:
+            self._pause_clock()  # the proposal now waits on the customer
+            self._publish()
+            snap = self._r.snapshot()
+        return snap
 
     @approve_remedy.validator
     def _check_approve_remedy(self, step: ApprovalInput) -> None:
@@ -233,7 +253,10 @@ class IncidentRecovery:
         assert p is not None
         before = self._advance("decline_remedy")
         p.status = "declined"
-        return self._recorded("decline_remedy", step, f"remedy #{p.number} declined: {step.reason}", before)
+        self._recorded("decline_remedy", step, f"remedy #{p.number} declined: {step.reason}", before)
+        self._resume_clock()  # the customer has answered
+        self._publish()
+        return self._r.snapshot()
 
     @decline_remedy.validator
     def _check_decline_remedy(self, step: DeclineInput) -> None:
@@ -328,8 +351,8 @@ class IncidentRecovery:
 
     def _recorded(self, trigger: str, step: StepInput, detail: str, before: Stage) -> Snapshot:
         self._r.record(workflow.now(), trigger, step.by, step.channel, detail)
-        if self._r.stage != before or trigger == "decline_remedy":
-            self._enter_stage()  # a new stage, or back to listening: the clock restarts
+        if self._r.stage != before:
+            self._enter_stage()  # a new stage: a new clock
         else:
             self._publish()
         return self._r.snapshot()
@@ -337,12 +360,169 @@ class IncidentRecovery:
     def _enter_stage(self) -> None:
         r = self._r
         r.escalation_level = 0
-        limit = stage_deadline(r.stage, r.report.severity)
-        r.deadline = (
-            None if limit is None
-            else Deadline(stage=r.stage, waiting_for=WAITING_FOR[r.stage], due_at=workflow.now() + limit)
+        r.clock = None
+        # The clock starts when the stage starts, even if the policy arrives a
+        # moment later (workflow.now() after a local activity differs on replay).
+        self._stage_entered_at = workflow.now()
+        self._start_clock()
+        self._publish()
+
+    # ================================================================ the SLA clock
+
+    def _start_clock(self) -> None:
+        """Start the current stage's clock (once the policy is known)."""
+        r = self._r
+        if r.policy is None or r.clock is not None:
+            return
+        target = r.policy.deadline(r.stage, r.report.severity)
+        if target is None:
+            return
+        r.clock = ClockState(
+            stage=r.stage, waiting_for=WAITING_FOR[r.stage], kind=r.policy.clock(r.report.severity),
+            target=target, started_at=self._stage_entered_at, running_since=self._stage_entered_at,
         )
-        r.next_escalation_at = r.deadline.due_at if r.deadline else None
+        self._plan()
+
+    def _plan(self) -> None:
+        """Schedule the warnings, the deadline and the ladder of a running clock."""
+        clock, policy = self._r.clock, self._r.policy
+        assert clock is not None and policy is not None and clock.running_since is not None
+        offsets = [clock.target - clock.consumed]
+        fractions = [f for f in policy.warn_at if f"warning-{f}" not in clock.fired and clock.target * f > clock.consumed]
+        offsets += [clock.target * f - clock.consumed for f in fractions]
+        if clock.kind == "calendar":
+            self._planned(fractions, [clock.running_since + o for o in offsets])
+        else:
+            # Business hours need the time-zone database: a local activity.
+            clock.upcoming = []
+            self._effects.insert(0, ("clock", "advance"))
+            self._pending_plan = (fractions, offsets)
+
+    def _planned(self, fractions: list[float], instants: list[datetime]) -> None:
+        clock, policy = self._r.clock, self._r.policy
+        assert clock is not None and policy is not None
+        due, warnings = instants[0], instants[1:]
+        clock.due_at = due
+        upcoming = [ClockEvent(at=at, kind="warning", fraction=f) for f, at in zip(fractions, warnings)]
+        at = max(due, workflow.now()) if clock.breached else due
+        ladder = policy.ladder
+        for repeat in range(ladder.repeats + 1):
+            for n, level in enumerate(ladder.levels):
+                at = at + level.after + (ladder.repeat_after if repeat and n == 0 else timedelta(0))
+                upcoming.append(ClockEvent(at=at, kind="escalation", level=level.level, repeat=repeat,
+                                           target=level.target))
+        clock.upcoming = sorted((e for e in upcoming if e.key not in clock.fired), key=lambda e: e.at)
+        self._publish()
+
+    def _pause_clock(self) -> None:
+        """Waiting on the customer: the clock stands still until they answer."""
+        clock, policy = self._r.clock, self._r.policy
+        if clock is None or policy is None or not policy.pause_while_waiting_on_customer:
+            return
+        if clock.running_since is None:
+            return
+        now = workflow.now()
+        if clock.kind == "calendar":
+            clock.consumed += now - clock.running_since
+        else:
+            self._effects.insert(0, ("clock", f"consume|{clock.running_since.isoformat()}|{now.isoformat()}"))
+        clock.running_since, clock.paused_since = None, now
+        clock.due_at, clock.upcoming = None, []
+        self._r.record(now, "clock_paused", CLOCK, None, f"{clock.waiting_for} clock paused: waiting on the customer")
+
+    def _resume_clock(self) -> None:
+        clock = self._r.clock
+        if clock is None or clock.paused_since is None:
+            return
+        now = workflow.now()
+        clock.paused_total += now - clock.paused_since
+        self._r.paused_total += now - clock.paused_since
+        self._r.record(now, "clock_resumed", CLOCK, None,
+                       f"{clock.waiting_for} clock running again after {human(now - clock.paused_since)} paused")
+        clock.paused_since, clock.running_since = None, now
+        self._plan()
+
+    async def _clock_effect(self, what: str) -> None:
+        r = self._r
+        clock = r.clock
+        if clock is None or r.policy is None:
+            return
+        hours = r.policy.business_hours
+        if what == "advance":
+            if clock.running_since is None:
+                return
+            fractions, offsets = self._pending_plan
+            instants = await workflow.execute_local_activity(
+                "business_clock_advance", AdvanceRequest(hours=hours, start=clock.running_since, offsets=offsets),
+                result_type=list[datetime], start_to_close_timeout=timedelta(seconds=10),
+            )
+            self._planned(fractions, instants)
+        elif what.startswith("consume|"):
+            _, start, end = what.split("|")
+            start_at, end_at = datetime.fromisoformat(start), datetime.fromisoformat(end)
+            used = await workflow.execute_local_activity(
+                "business_clock_elapsed", ElapsedRequest(hours=hours, start=start_at, end=end_at),
+                result_type=timedelta, start_to_close_timeout=timedelta(seconds=10),
+            )
+            clock.consumed += used
+
+    def _event_summary(self, event: ClockEvent) -> str:
+        clock = self._r.clock
+        assert clock is not None
+        if event.kind == "warning":
+            return f"warn at {int((event.fraction or 0) * 100)}% of the {clock.waiting_for} deadline ({clock.kind} clock)"
+        return f"{clock.waiting_for}: escalate to level {event.level} ({event.target})"
+
+    async def _fire(self, event: ClockEvent) -> None:
+        r = self._r
+        clock = r.clock
+        assert clock is not None and clock.due_at is not None
+        clock.upcoming = [e for e in clock.upcoming if e is not event]
+        clock.fired.append(event.key)
+        now = workflow.now()
+        if event.kind == "warning":
+            r.record(now, "warning", CLOCK, None,
+                     f"{int((event.fraction or 0) * 100)}% of the {clock.waiting_for} deadline used; "
+                     f"due {clock.due_at:%Y-%m-%d %H:%M} UTC")
+            self._publish()
+            await self._page(event, "owner")
+            return
+        clock.breached = True
+        r.escalation_level = event.level or 0
+        overdue = human(now - clock.due_at)
+        repeat = f", repeat {event.repeat}" if event.repeat else ""
+        r.record(now, "escalate", CLOCK, None,
+                 f"{clock.waiting_for} overdue by {overdue}: escalated to level {event.level} ({event.target}{repeat})")
+        self._publish()
+        await self._page(event, event.target or "owner")
+
+    async def _page(self, event: ClockEvent, target_name: str) -> None:
+        r = self._r
+        clock, policy = r.clock, r.policy
+        assert clock is not None and policy is not None and clock.due_at is not None
+        if target_name == "owner":
+            owner = r.report.owner
+            target = PageTarget(name=owner.name, email=str(owner.email)) if owner else None
+            target = target or policy.targets.get("owner") or PageTarget(name="Customer care", email=None)
+        else:
+            target = policy.targets[target_name]
+        request = PageRequest(
+            idempotency_key=f"{r.workflow_id}/{clock.stage}/{event.key}",
+            kind=event.kind, level=event.level, repeat=event.repeat, fraction=event.fraction,
+            target_name=target.name, email=target.email, webhook_url=target.webhook_url, format=target.format,
+            routing_key=target.routing_key, incident=r.workflow_id, customer_id=r.report.customer.customer_id,
+            severity=str(r.report.severity), stage=str(clock.stage), waiting_for=clock.waiting_for,
+            due_at=clock.due_at, overdue=human(workflow.now() - clock.due_at) if event.kind == "escalation" else "",
+            what_happened=r.report.what_happened,
+        )
+        what = "warning" if event.kind == "warning" else f"level {event.level} page"
+        try:
+            sent = await workflow.execute_activity(
+                "page", request, result_type=str, summary=f"{what} to {target.name}", **WEBHOOK_OPTIONS,
+            )
+            r.record(workflow.now(), "paged", SYSTEM, None, f"{what} to {target.name} by {sent}")
+        except ActivityError as err:
+            r.record(workflow.now(), "page_failed", SYSTEM, None, f"{what} to {target.name} failed: {_reason(err)}")
         self._publish()
 
     def _publish(self) -> None:
@@ -357,41 +537,12 @@ class IncidentRecovery:
                 search.CUSTOMER_ID.value_set(r.report.customer.customer_id),
                 search.ESCALATION_LEVEL.value_set(r.escalation_level),
                 search.RED_FLAGGED.value_set(r.red_flagged),
-                search.STAGE_DEADLINE.value_set(r.deadline.due_at)
-                if r.deadline
+                search.STAGE_DEADLINE.value_set(r.clock.due_at)
+                if r.clock and r.clock.due_at
                 else search.STAGE_DEADLINE.value_unset(),
             ]
         )
         workflow.set_current_details(current_details(r.snapshot(), workflow.now()))
-
-    async def _escalate(self) -> None:
-        """The step is late: climb one level of the ladder and page it.
-
-        The stage's deadline stays where it was (ops sort by it); the next
-        escalation is one stage period later, up to the top level, after
-        which the incident waits on the humans already paged.
-        """
-        r = self._r
-        deadline = r.deadline
-        assert deadline is not None
-        period = stage_deadline(r.stage, r.report.severity)
-        assert period is not None
-        r.escalation_level = min(r.escalation_level + 1, MAX_ESCALATION_LEVEL)
-        r.next_escalation_at = workflow.now() + period if r.escalation_level < MAX_ESCALATION_LEVEL else None
-        overdue = human(workflow.now() - deadline.due_at)
-        r.record(
-            workflow.now(), "escalate", CLOCK, None,
-            f"{deadline.waiting_for} overdue by {overdue}: escalated to level {r.escalation_level}",
-        )
-        self._publish()
-        await self._notify_internal(
-            "escalation",
-            key=f"escalation-{r.stage}-{r.escalation_level}-{len(r.timeline)}",
-            waiting_for=deadline.waiting_for,
-            level=r.escalation_level,
-            stage=str(r.stage),
-            overdue=overdue,
-        )
 
     # ================================================================ effects
 
@@ -404,6 +555,8 @@ class IncidentRecovery:
                 await self._deliver(int(what))
             elif kind == "crm":
                 await self._tell_crm(what)
+            elif kind == "clock":
+                await self._clock_effect(what)
 
     async def _deliver(self, number: int) -> None:
         """Deliver every pending item of an agreed remedy, one at a time, in order."""
@@ -658,13 +811,6 @@ class IncidentRecovery:
 def _reason(err: ActivityError) -> str:
     cause = err.cause
     return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-
-
-def _deadline_summary(r: Recovery, timeout: timedelta) -> str:
-    assert r.deadline is not None
-    if r.escalation_level == 0:
-        return f"{r.deadline.waiting_for} deadline {human(timeout)}"
-    return f"{r.deadline.waiting_for}: escalate to level {r.escalation_level + 1} in {human(timeout)}"
 
 
 def _describe(item: RemedyItem) -> str:

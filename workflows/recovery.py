@@ -9,9 +9,10 @@ see when a step is refused. All of it is pure: update validators call
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from workflows.contracts import (
+    ClockState,
     format_money,
     AcceptInput,
     Actor,
@@ -29,6 +30,7 @@ from workflows.contracts import (
     TimelineEntry,
     one_year_after,
 )
+from workflows.sla import SlaPolicy
 from workflows.stages import AFTER_CLOSURE, Stage, step_for, steps_from
 
 
@@ -59,9 +61,10 @@ class Recovery:
         self.needs: list[str] = []
         self.remedies: list[Remedy] = []
         self.money_moved: list[MoneyMovement] = []
-        self.deadline: Deadline | None = None
         self.escalation_level = 0
-        self.next_escalation_at: datetime | None = None
+        self.policy: SlaPolicy | None = None  # loaded when the incident opens
+        self.clock: ClockState | None = None
+        self.paused_total = timedelta(0)
         self.flags: list[str] = []
         self.red_flagged = False
         self.closed_at: datetime | None = None
@@ -72,6 +75,11 @@ class Recovery:
     @property
     def stage(self) -> Stage:
         return Stage(self.state)
+
+    @property
+    def deadline(self) -> Deadline | None:
+        c = self.clock
+        return None if c is None or c.due_at is None else Deadline(stage=c.stage, waiting_for=c.waiting_for, due_at=c.due_at)
 
     @property
     def currency(self) -> str:
@@ -284,6 +292,8 @@ class Recovery:
             refunded_total=self.refunded_total,
             refundable_left=paid - self.committed_refunds(),
             deadline=self.deadline,
+            clock=self.clock,
+            paused_total=self.paused_total,
             escalation_level=self.escalation_level,
             red_flagged=self.red_flagged,
             flags=self.flags,

@@ -1,22 +1,162 @@
-"""How long each stage may wait before it escalates ("do not hide").
+"""SLA policy: how long each stage may wait, on which clock, and who hears about it.
 
-The apology has the tightest deadline and tightens with severity (playbook:
-"speed matters most at the start"). Deadlines are calendar durations here;
-they are measured by durable workflow timers.
+"Do not hide": a stalled step is the worst outcome, and the apology has the
+tightest deadline (playbook). The policy is configuration — a TOML file
+validated by these models (``worker/sla_default.toml`` documents every
+field; ``AMENDS_SLA_POLICY`` points a deployment at its own). The worker
+hands it to each incident when the incident opens (a local activity, so it
+is recorded in the history): a policy change applies to new incidents and
+never moves the deadlines of running ones.
+
+Deadlines are measured on a calendar clock (24/7) or a business-hours clock
+(time zone, weekly hours, holidays); warnings fire at fractions of the
+deadline; after a breach, an escalation ladder pages one level after another
+and repeats a configured number of times.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Literal
 
-from workflows.contracts import Severity
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from workflows.contracts import Contact, Severity
 from workflows.stages import Stage
 
-H = timedelta(hours=1)
-M = timedelta(minutes=1)
-D = timedelta(days=1)
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*(?:(\d+)\s*s)?\s*$")
 
-# What the incident waits for in each stage, and how long it may wait.
+
+def parse_duration(value: object) -> object:
+    """'15m', '1h30m', '2d', '45s' (or anything pydantic takes: seconds, ISO 8601)."""
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m and any(m.groups()):
+            d, h, mi, s = (int(x) if x else 0 for x in m.groups())
+            return timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ClockKind = Literal["calendar", "business"]
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BusinessHours(Strict):
+    """When the business clock runs: weekly opening hours in a time zone, minus holidays."""
+
+    timezone: str = "UTC"
+    # day -> "HH:MM-HH:MM"; a day left out is closed.
+    weekly: dict[str, str] = Field(default_factory=lambda: {d: "09:00-17:00" for d in DAYS[:5]})
+    holidays: list[date] = Field(default_factory=list)
+
+    @field_validator("weekly")
+    @classmethod
+    def _hours(cls, weekly: dict[str, str]) -> dict[str, str]:
+        for day, span in weekly.items():
+            if day not in DAYS:
+                raise ValueError(f"weekly: '{day}' is not one of {', '.join(DAYS)}")
+            m = re.fullmatch(r"(\d\d):(\d\d)-(\d\d):(\d\d)", span)
+            if not m:
+                raise ValueError(f"weekly.{day}: '{span}' is not HH:MM-HH:MM")
+            start, end = time(int(m[1]), int(m[2])), time(int(m[3]) % 24, int(m[4]))
+            if end <= start and span[6:] != "24:00":
+                raise ValueError(f"weekly.{day}: '{span}' ends before it starts")
+        if not weekly:
+            raise ValueError("weekly: a business clock needs at least one open day")
+        return weekly
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: '{zone}' is not an IANA time zone such as Europe/Berlin") from None
+        return zone
+
+    def opening(self, day: str) -> tuple[time, time] | None:
+        span = self.weekly.get(day)
+        if span is None:
+            return None
+        start = time(int(span[0:2]), int(span[3:5]))
+        end = time.max if span[6:] == "24:00" else time(int(span[6:8]), int(span[9:11]))
+        return start, end
+
+
+class PageTarget(Strict):
+    """Someone the ladder pages: by email, and by a signed webhook in their tool's format."""
+
+    name: str
+    email: str | None = None
+    webhook_url: str | None = None
+    format: Literal["amends", "slack", "pagerduty"] = "amends"
+    routing_key: str | None = Field(default=None, description="PagerDuty Events v2 integration key.")
+
+
+class Level(Strict):
+    level: int = Field(ge=1, le=9)
+    target: str = Field(description="'owner' (the incident's owner) or a name under [targets].")
+    after: Duration = Field(description="Wait after the previous level (the first: after the breach).")
+
+
+class Ladder(Strict):
+    levels: list[Level] = Field(min_length=1)
+    repeats: int = Field(default=1, ge=0, le=10, description="How many times the whole ladder runs again.")
+    repeat_after: Duration = Field(default=timedelta(hours=1), description="Pause before a repeat starts.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Ladder":
+        if [lv.level for lv in self.levels] != sorted({lv.level for lv in self.levels}):
+            raise ValueError("levels: numbers must be distinct and in increasing order")
+        return self
+
+
+class SlaPolicy(Strict):
+    # Per stage, per severity: how long the stage may take.
+    deadlines: dict[Stage, dict[Severity, Duration]]
+    # Per severity: which clock measures it (critical incidents run 24/7).
+    clocks: dict[Severity, ClockKind] = Field(default_factory=lambda: {s: "calendar" for s in Severity})
+    business_hours: BusinessHours = Field(default_factory=BusinessHours)
+    warn_at: list[float] = Field(default_factory=lambda: [0.5, 0.75])
+    ladder: Ladder
+    targets: dict[str, PageTarget] = Field(default_factory=dict)
+    pause_while_waiting_on_customer: bool = True
+
+    @field_validator("warn_at")
+    @classmethod
+    def _fractions(cls, warn_at: list[float]) -> list[float]:
+        if any(not 0 < f < 1 for f in warn_at):
+            raise ValueError("warn_at: fractions must be between 0 and 1, e.g. [0.5, 0.75]")
+        return sorted(set(warn_at))
+
+    @model_validator(mode="after")
+    def _complete(self) -> "SlaPolicy":
+        for stage, per in self.deadlines.items():
+            missing = [s.value for s in Severity if s not in per]
+            if missing:
+                raise ValueError(f"deadlines.{stage.value}: no deadline for {', '.join(missing)}")
+        for lv in self.ladder.levels:
+            if lv.target != "owner" and lv.target not in self.targets:
+                raise ValueError(f"ladder.levels[{lv.level}].target: '{lv.target}' is not 'owner' or under [targets]")
+        return self
+
+    def deadline(self, stage: Stage, severity: Severity) -> timedelta | None:
+        per = self.deadlines.get(stage)
+        return None if per is None else per[severity]
+
+    def clock(self, severity: Severity) -> ClockKind:
+        return self.clocks.get(severity, "calendar")
+
+
+# What the incident waits for in each stage.
 WAITING_FOR: dict[Stage, str] = {
     Stage.DETECTED: "apology",
     Stage.APOLOGISED: "customer's needs",
@@ -26,31 +166,82 @@ WAITING_FOR: dict[Stage, str] = {
     Stage.CLOSED: "post-mortem",
 }
 
-_BY_SEVERITY: dict[Stage, dict[Severity, timedelta]] = {
-    Stage.DETECTED: {Severity.CRITICAL: 15 * M, Severity.HIGH: 1 * H, Severity.MEDIUM: 4 * H, Severity.LOW: 24 * H},
-    Stage.APOLOGISED: {Severity.CRITICAL: 4 * H, Severity.HIGH: 1 * D, Severity.MEDIUM: 2 * D, Severity.LOW: 3 * D},
-    Stage.NEEDS_GATHERED: {Severity.CRITICAL: 1 * D, Severity.HIGH: 2 * D, Severity.MEDIUM: 3 * D, Severity.LOW: 5 * D},
-    Stage.REMEDY_AGREED: {Severity.CRITICAL: 2 * D, Severity.HIGH: 3 * D, Severity.MEDIUM: 5 * D, Severity.LOW: 7 * D},
-    Stage.FULFILLED: {s: 2 * D for s in Severity},
-    Stage.CLOSED: {s: 14 * D for s in Severity},
-}
-
-# Escalation climbs one level each time a deadline passes: owner, team lead,
-# head of customer care.
-MAX_ESCALATION_LEVEL = 3
-
-
-def stage_deadline(stage: Stage, severity: Severity) -> timedelta | None:
-    per = _BY_SEVERITY.get(stage)
-    return None if per is None else per[severity]
-
 
 def human(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds % 86400 == 0:
+    seconds = int(abs(delta.total_seconds()))
+    if seconds >= 86400 and seconds % 86400 == 0:
         return f"{seconds // 86400} d"
-    if seconds % 3600 == 0:
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} d"
+    if seconds >= 3600 and seconds % 3600 == 0:
         return f"{seconds // 3600} h"
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
-    return f"{max(seconds // 60, 0)} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+# ---------------------------------------------------------------- the business clock
+#
+# Pure functions of the policy; they need the time-zone database, so the
+# workflow calls them through a local activity (their answers are recorded).
+
+
+def _segments(start: datetime, hours: BusinessHours):
+    """Open intervals (UTC) from ``start`` on, in order."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(hours.timezone)
+    local = start.astimezone(zone)
+    day = local.date()
+    holidays = set(hours.holidays)
+    for _ in range(3660):  # ten years of days: more than any deadline needs
+        opening = hours.opening(DAYS[day.weekday()])
+        if opening and day not in holidays:
+            open_at = datetime.combine(day, opening[0], zone)
+            close_at = (
+                datetime.combine(day + timedelta(days=1), time(0), zone)
+                if opening[1] == time.max
+                else datetime.combine(day, opening[1], zone)
+            )
+            open_at, close_at = max(open_at, start.astimezone(zone)), close_at
+            if close_at > open_at:
+                yield open_at.astimezone(start.tzinfo), close_at.astimezone(start.tzinfo)
+        day += timedelta(days=1)
+    raise ValueError("the business clock found no open hours within ten years")
+
+
+def advance(start: datetime, work: timedelta, hours: BusinessHours) -> datetime:
+    """The instant when ``work`` of business time has passed since ``start``."""
+    left = work
+    for open_at, close_at in _segments(start, hours):
+        span = close_at - open_at
+        if left <= span:
+            return open_at + left if left > timedelta(0) else open_at
+        left -= span
+    raise AssertionError("unreachable")
+
+
+def elapsed(start: datetime, end: datetime, hours: BusinessHours) -> timedelta:
+    """Business time between ``start`` and ``end``."""
+    total = timedelta(0)
+    if end <= start:
+        return total
+    for open_at, close_at in _segments(start, hours):
+        if open_at >= end:
+            break
+        total += min(close_at, end) - open_at
+    return total
+
+
+class AdvanceRequest(BaseModel):
+    hours: BusinessHours
+    start: datetime
+    offsets: list[timedelta]
+
+
+class ElapsedRequest(BaseModel):
+    hours: BusinessHours
+    start: datetime
+    end: datetime

@@ -21,9 +21,10 @@ ROUNDS = 20
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def start_worker(env, settings, task_queue: str, pause_dir: Path | None):
+async def start_worker(env, settings, task_queue: str, pause_dir: Path | None, extra_env: dict | None = None):
     environ = {
         **os.environ,
+        **(extra_env or {}),
         "AMENDS_TASK_QUEUE": task_queue,
         "AMENDS_STRIPE_API_KEY": settings.stripe_api_key,
         "AMENDS_STRIPE_API_BASE": settings.stripe_api_base,

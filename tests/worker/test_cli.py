@@ -321,7 +321,7 @@ class Dev:
                 sys.executable, "-m", "worker.cli", "dev", "--data", str(self.data),
                 "--port", str(self.ports["temporal"]), "--ui-port", str(self.ports["ui"]),
                 "--stripe-port", str(self.ports["stripe"]), "--smtp-port", str(self.ports["smtp"]),
-                "--webhook-port", str(self.ports["webhooks"]),
+                "--webhook-port", str(self.ports["webhooks"]), "--metrics-port", str(self.ports["metrics"]),
                 stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, env=self.env, cwd=REPO,
             )
         await self.ready()
@@ -353,7 +353,7 @@ class Dev:
 
 
 async def test_amends_dev_runs_everything_and_stops_on_ctrl_c(tmp_path):
-    ports = {name: free_port() for name in ("temporal", "ui", "stripe", "smtp", "webhooks")}
+    ports = {name: free_port() for name in ("temporal", "ui", "stripe", "smtp", "webhooks", "metrics")}
     address = f"127.0.0.1:{ports['temporal']}"
     env = base_env(address, "amends")
     dev = Dev(tmp_path / "data", ports, env, tmp_path / "dev.log")
@@ -376,6 +376,10 @@ async def test_amends_dev_runs_everything_and_stops_on_ctrl_c(tmp_path):
             await asyncio.sleep(0.2)
         assert f"incident-{key}" in listed.out, listed.out + listed.err
         assert list((tmp_path / "data" / "mail").glob("*.eml")) == []  # nothing sent before the apology
+        # The worker serves its Prometheus metrics (docs/metrics.md).
+        async with httpx.AsyncClient() as http:
+            scraped = await http.get(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=10)
+        assert scraped.status_code == 200 and "temporal_" in scraped.text, scraped.text[:500]
     finally:
         code = await dev.interrupt()
     assert code == 0, dev.log.read_text()

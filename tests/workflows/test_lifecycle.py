@@ -74,7 +74,7 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
 
     steps = [e.step for e in final.timeline]
     assert steps == [
-        "detected", "apologise", "record_needs", "propose_remedy", "accept_remedy",
+        "detected", "apologise", "record_needs", "propose_remedy", "clock_paused", "accept_remedy",
         "confirm_fulfilment", "refund", "fulfil", "close", "record_postmortem", "anniversary",
     ]
     kinds = [m["X-Amends-Notice"] for m in mail_sink.to(rep.customer.email)]

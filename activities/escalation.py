@@ -1,0 +1,88 @@
+"""Warnings and escalation pages: email plus a signed webhook in the target's format.
+
+One page per incident, stage, level and repeat: the key travels as the
+email's Message-ID, the webhook's Idempotency-Key and PagerDuty's dedup_key,
+so a retried page is recognised as the same page by every receiver.
+Formats: amends' own JSON, a Slack incoming-webhook message, or a
+PagerDuty Events API v2 trigger.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.notices import MailSettings, send_email
+from activities.webhooks import WebhookSettings, send_signed
+from workflows.contracts import Contact, Notice, PageRequest
+
+PD_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
+
+
+def summary(req: PageRequest) -> str:
+    if req.kind == "warning":
+        return (f"{req.incident}: {int((req.fraction or 0) * 100)}% of the {req.waiting_for} deadline used "
+                f"(due {req.due_at:%Y-%m-%d %H:%M} UTC)")
+    return f"{req.incident}: {req.waiting_for} overdue by {req.overdue}, escalated to level {req.level}"
+
+
+def payload(req: PageRequest) -> dict:
+    text = summary(req)
+    details = {
+        "incident": req.incident, "customer_id": req.customer_id, "severity": req.severity, "stage": req.stage,
+        "waiting_for": req.waiting_for, "due_at": req.due_at.isoformat(), "level": req.level,
+        "repeat": req.repeat, "what_happened": req.what_happened,
+    }
+    if req.format == "slack":
+        icon = ":warning:" if req.kind == "warning" else ":rotating_light:"
+        return {
+            "text": f"{icon} {text}",
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{text}*"}},
+                {"type": "section", "fields": [
+                    {"type": "mrkdwn", "text": f"*Customer*\n{req.customer_id}"},
+                    {"type": "mrkdwn", "text": f"*Severity*\n{req.severity}"},
+                    {"type": "mrkdwn", "text": f"*Stage*\n{req.stage}"},
+                    {"type": "mrkdwn", "text": f"*What happened*\n{req.what_happened}"},
+                ]},
+            ],
+        }
+    if req.format == "pagerduty":
+        return {
+            "routing_key": req.routing_key or "",
+            "event_action": "trigger",
+            "dedup_key": req.idempotency_key,
+            "payload": {
+                "summary": text[:1024],
+                "source": "amends",
+                "severity": "warning" if req.kind == "warning" else PD_SEVERITY.get(req.severity, "error"),
+                "component": req.stage,
+                "group": "customer-care",
+                "class": req.kind,
+                "custom_details": details,
+            },
+        }
+    return {"event": f"incident.{req.kind}", "idempotency_key": req.idempotency_key, "data": details}
+
+
+class EscalationActivities:
+    def __init__(self, mail: MailSettings, webhooks: WebhookSettings) -> None:
+        self.mail = mail
+        self.webhooks = webhooks
+
+    @activity.defn(name="page")
+    async def page(self, req: PageRequest) -> str:
+        sent = []
+        if req.email:
+            await send_email(self.mail, Notice(
+                kind=req.kind,
+                audience="internal",
+                to=Contact(name=req.target_name, email=req.email),
+                message_id=req.idempotency_key,
+                context={"summary": summary(req), **req.model_dump(mode="json")},
+            ))
+            sent.append("email")
+        if req.webhook_url:
+            await send_signed(self.webhooks, req.webhook_url, payload(req), req.idempotency_key,
+                              f"incident.{req.kind}", req.target_name)
+            sent.append(f"{req.format} webhook")
+        return " and ".join(sent) or "nobody: the target has neither email nor webhook"

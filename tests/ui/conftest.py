@@ -1,0 +1,148 @@
+"""Fixtures for the browser tests: Debian's Chromium, and a dev server with its Web UI.
+
+No browser is ever downloaded (no ``playwright install``): Playwright drives
+Debian's ``chromium`` package, which this setup installs with apt-get when it
+is missing (about two minutes; needs root, which CI has). If it cannot be
+installed the tests fail, saying why: a browser test that quietly skips
+would let the UI break unseen.
+
+The session's ``dev_env`` serves no UI, so these tests start a dev server of
+their own with the UI on a free port, amends' search attributes, and an
+amends worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from worker.main import build_worker
+from workflows import search
+from workflows.converter import data_converter
+
+CHROMIUM = Path("/usr/bin/chromium")
+BIN = Path(sys.executable).parent
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # root in a container: Chromium's sandbox needs user namespaces it may not have
+    "--disable-gpu",
+    "--disable-background-networking",  # no calls home: the machine has no internet
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _run(*cmd: str, timeout: float = 600) -> tuple[int, str]:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    # Awaited, not subprocess.run: workers of other tests share this event loop.
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return -1, f"{' '.join(cmd)} did not finish within {timeout:.0f}s"
+    return proc.returncode, out.decode(errors="replace")
+
+
+async def install_chromium() -> str | None:
+    """Install Debian's chromium; return None when done, else why it could not be."""
+    apt = shutil.which("apt-get")
+    if apt is None:
+        return "apt-get is not available on this machine"
+    prefix: list[str] = []
+    if os.geteuid() != 0:
+        sudo = shutil.which("sudo")
+        if sudo is None:
+            return "installing needs root (or sudo)"
+        prefix = [sudo, "-n"]
+    code, out = await _run(*prefix, apt, "install", "-y", "chromium")
+    if code != 0:  # a stale or missing package list: refresh it once and try again
+        code, update = await _run(*prefix, apt, "update")
+        if code != 0:
+            return f"apt-get update failed:\n{update[-2000:]}"
+        code, out = await _run(*prefix, apt, "install", "-y", "chromium")
+    if code != 0 or not CHROMIUM.exists():
+        return f"apt-get install chromium failed (exit {code}):\n{out[-2000:]}"
+    return None
+
+
+@pytest_asyncio.fixture(scope="session")
+async def chromium() -> Path:
+    if not CHROMIUM.exists():
+        why = await install_chromium()
+        if why is not None:
+            pytest.fail(
+                f"the browser tests need Debian's Chromium at {CHROMIUM} and it could not be installed: {why}\n"
+                f"Install it with `apt-get install chromium` (never `playwright install`).",
+                pytrace=False,
+            )
+    return CHROMIUM
+
+
+@pytest_asyncio.fixture(scope="session")
+async def browser(chromium):
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def ui_env(settings):
+    """A dev server with its Web UI on a free port, amends' search attributes and an amends worker."""
+    ui_port = free_port()
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=data_converter,
+        search_attributes=search.ALL,
+        ui=True,
+        ui_port=ui_port,
+        dev_server_log_level="error",
+    )
+    env.ui_url = f"http://127.0.0.1:{ui_port}"  # type: ignore[attr-defined]
+    try:
+        # The UI server comes up beside the frontend, a moment later.
+        async with httpx.AsyncClient() as http:
+            for _ in range(300):
+                try:
+                    if (await http.get(env.ui_url, timeout=2)).status_code == 200:  # type: ignore[attr-defined]
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"the Temporal Web UI never answered on port {ui_port}")
+        async with build_worker(env.client, settings):
+            yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where the browser tests leave their screenshots (git-ignored)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
