@@ -19,6 +19,8 @@ PD_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "lo
 
 
 def summary(req: PageRequest) -> str:
+    if req.kind in ("reminder", "action_overdue"):
+        return f"{req.incident}: preventive action overdue since {req.due_at:%Y-%m-%d}: {req.action}"
     if req.kind == "warning":
         return (f"{req.incident}: {int((req.fraction or 0) * 100)}% of the {req.waiting_for} deadline used "
                 f"(due {req.due_at:%Y-%m-%d %H:%M} UTC)")

@@ -20,6 +20,7 @@ from workflows.contracts import (
     ApologyInput,
     ApprovalInput,
     CloseInput,
+    CompleteActionInput,
     DeclineInput,
     FlagInput,
     FulfilmentConfirmation,
@@ -161,6 +162,9 @@ class AmendsClient:
 
     async def record_postmortem(self, key: str, step: PostmortemInput, update_id: str | None = None) -> Snapshot:
         return await self._step(key, IncidentRecovery.record_postmortem, step, update_id)
+
+    async def complete_action(self, key: str, step: CompleteActionInput, update_id: str | None = None) -> Snapshot:
+        return await self._step(key, IncidentRecovery.complete_action, step, update_id)
 
     async def flag_account(self, key: str, step: FlagInput, update_id: str | None = None) -> Snapshot:
         return await self._step(key, IncidentRecovery.flag_account, step, update_id)

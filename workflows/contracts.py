@@ -8,7 +8,7 @@ ISO 4217 code; times are timezone-aware UTC.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal, Union
@@ -164,6 +164,16 @@ class IncidentReport(Contract):
     )
     approval_limits: ApprovalLimits = Field(default_factory=ApprovalLimits)
     anniversary_after_days: int = Field(default=365, ge=1, le=3660)
+    anniversary_gift: Money | None = Field(
+        default=None, description="A small gift with the anniversary note (a coupon); never for a red-flagged account.",
+    )
+
+    @model_validator(mode="after")
+    def _gift_in_the_orders_currency(self) -> "IncidentReport":
+        gift, currency = self.anniversary_gift, self.order.amount_paid.currency
+        if gift is not None and gift.currency != currency:
+            raise ValueError(f"anniversary_gift.currency: must be the order's currency {currency}, not {gift.currency}")
+        return self
 
 
 # ---------------------------------------------------------------- remedies
@@ -397,10 +407,53 @@ class CloseInput(StepInput):
     summary: str | None = Field(default=None, max_length=2000, description="Internal note on the outcome.")
 
 
+class SystemCondition(StrEnum):
+    """Where blame lands: on the system, never on a person (playbook, stage 7)."""
+
+    PROCESS = "process"
+    TOOLING = "tooling"
+    COMMUNICATION = "communication"
+    SUPPLIER = "supplier"
+    TRAINING = "training"
+    CAPACITY = "capacity"
+    OTHER = "other"
+
+
+class ContributingFactor(Contract):
+    condition: Text = Field(description="A condition of the system, e.g. 'labels are printed by hand'.")
+    kind: SystemCondition
+
+
+class PreventiveAction(Contract):
+    action: Text = Field(description="What will stop it happening again.")
+    owner: Contact
+    due: date = Field(description="The day it is due; reminders start the day after.")
+
+
 class PostmortemInput(StepInput):
+    """A structured, blameless post-mortem."""
+
+    what_happened: Text
+    root_cause_category: SystemCondition
     root_cause: Text = Field(description="A condition of the system (process, tooling, supplier), not a person.")
-    contributing_factors: list[Text] = Field(default_factory=list)
-    preventive_actions: list[Text] = Field(min_length=1)
+    contributing_factors: list[ContributingFactor] = Field(default_factory=list)
+    preventive_actions: list[PreventiveAction] = Field(min_length=1)
+
+
+class CompleteActionInput(StepInput):
+    action_id: str = Field(min_length=1, max_length=50, description="e.g. action-1, from the snapshot.")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ActionState(BaseModel):
+    action_id: str
+    action: str
+    owner: Contact
+    due: date
+    status: Literal["open", "done"] = "open"
+    completed_at: datetime | None = None
+    completed_by: Actor | None = None
+    reminders: int = 0
 
 
 class FlagInput(StepInput):
@@ -498,10 +551,11 @@ class PageRequest(BaseModel):
     """A warning or an escalation page, sent by email and signed webhook."""
 
     idempotency_key: str = Field(description="Incident, stage, level and repeat: one page each.")
-    kind: Literal["warning", "escalation"]
+    kind: Literal["warning", "escalation", "reminder", "action_overdue"]
     level: int | None = None
     repeat: int = 0
     fraction: float | None = None
+    action: str | None = None
     target_name: str
     email: str | None = None
     webhook_url: str | None = None
@@ -541,6 +595,37 @@ class Snapshot(BaseModel):
     closed_at: datetime | None = None
     anniversary_due_at: datetime | None = None
     postmortem: PostmortemInput | None = None
+    actions: list[ActionState] = Field(default_factory=list)
+    remedy_summary: list[str] = Field(default_factory=list)
+    phase: Literal["recovery", "anniversary"] = "recovery"
+
+
+class AnniversaryPhase(BaseModel):
+    """What an incident carries across continue-as-new into its year of waiting.
+
+    Only what the anniversary and the follow-up actions need: the key facts,
+    the remedy in words, the post-mortem and its actions, the flags, and the
+    milestones of the timeline. The full history stays in the first run.
+    """
+
+    closed_at: datetime
+    apologised_at: datetime | None
+    remedy_summary: list[str]
+    refunded_total: int
+    breaches: int
+    postmortem: PostmortemInput
+    actions: list[ActionState]
+    flags: list[str]
+    red_flagged: bool
+    timeline: list[TimelineEntry]
+    policy: dict = Field(description="The SLA policy the incident opened under (JSON).")
+
+
+class ContinuedIncident(Contract):
+    """The input of the incident's second run (continue-as-new); backends never send it."""
+
+    report: IncidentReport
+    phase: AnniversaryPhase
 
 
 # ---------------------------------------------------------------- activity payloads

@@ -9,9 +9,12 @@ see when a step is refused. All of it is pure: update validators call
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from workflows.contracts import (
+    ActionState,
+    CompleteActionInput,
     ClockState,
     format_money,
     AcceptInput,
@@ -69,6 +72,11 @@ class Recovery:
         self.red_flagged = False
         self.closed_at: datetime | None = None
         self.postmortem: PostmortemInput | None = None
+        self.actions: list[ActionState] = []
+        self.remedy_summary: list[str] = []  # carried into the anniversary phase
+        self.phase = "recovery"
+        self.carried_refunds = 0  # refunded in the first run, carried into the anniversary phase
+        self.anniversary_gift_code: str | None = None
 
     # ------------------------------------------------------------ reading
 
@@ -95,7 +103,7 @@ class Recovery:
 
     @property
     def refunded_total(self) -> int:
-        return sum(m.amount.amount for m in self.money_moved if m.kind == "refund")
+        return self.carried_refunds + sum(m.amount.amount for m in self.money_moved if m.kind == "refund")
 
     def committed_refunds(self) -> int:
         """Refunded already, plus refunds agreed and not yet failed: the ceiling's spend."""
@@ -141,6 +149,9 @@ class Recovery:
         statuses = [i.status for i in a.items]
         return "in_progress" not in statuses and any(s != "delivered" for s in statuses)
 
+    def has_open_actions(self) -> bool:
+        return any(a.status == "open" for a in self.actions)
+
     def has_items_to_confirm(self) -> bool:
         a = self.agreed
         return a is not None and any(
@@ -158,7 +169,7 @@ class Recovery:
 
     # ------------------------------------------------------------ guards
 
-    def check(self, trigger: str, payload: object) -> None:
+    def check(self, trigger: str, payload: object, now: datetime | None = None) -> None:
         """Raise ``Refused`` with the reason when ``trigger`` may not happen now."""
         stage = self.stage
         step = step_for(stage, trigger)
@@ -176,6 +187,7 @@ class Recovery:
                 raise Refused(f"{trigger} refused: {self._condition_reason(condition)}")
         extra = getattr(self, f"_check_{trigger}", None)
         if extra is not None:
+            self._now = now
             extra(payload)
 
     def _condition_reason(self, condition: str) -> str:
@@ -261,6 +273,33 @@ class Recovery:
         if item.status in ("failed", "cancelled"):
             raise Refused(f"item_id: '{item.item_id}' {item.status}: {item.failure or 'renegotiate the remedy'}")
 
+    def _check_record_postmortem(self, pm: PostmortemInput) -> None:
+        today = (self._now or datetime.now()).date()
+        for n, action in enumerate(pm.preventive_actions):
+            if action.due < today:
+                raise Refused(
+                    f"preventive_actions[{n}].due: {action.due.isoformat()} is in the past; "
+                    f"give a due date from {today.isoformat()} on"
+                )
+        # Blameless: the post-mortem describes the system, not a person.
+        texts = [pm.what_happened, pm.root_cause, *(f.condition for f in pm.contributing_factors)]
+        for name in self.report.staff_involved:
+            parts = [name, *(p for p in name.split() if len(p) >= 3)]
+            pattern = re.compile(r"\b(" + "|".join(re.escape(p) for p in parts) + r")\b", re.IGNORECASE)
+            if any(pattern.search(t) for t in texts):
+                raise Refused(
+                    f"root_cause: a blameless post-mortem names no one ('{name}' appears); describe the "
+                    f"condition of the system that let it happen"
+                )
+
+    def _check_complete_action(self, done: CompleteActionInput) -> None:
+        action = next((a for a in self.actions if a.action_id == done.action_id), None)
+        if action is None:
+            open_ids = ", ".join(a.action_id for a in self.actions if a.status == "open") or "none"
+            raise Refused(f"action_id: no action '{done.action_id}'; open actions: {open_ids}")
+        if action.status == "done":
+            raise Refused(f"action_id: '{done.action_id}' was completed on {action.completed_at:%Y-%m-%d}")
+
     def _check_flag_account(self, flag: FlagInput) -> None:
         if self.red_flagged:
             raise Refused("flag_account refused: the account is already red-flagged")
@@ -300,4 +339,7 @@ class Recovery:
             closed_at=self.closed_at,
             anniversary_due_at=self.anniversary_due_at,
             postmortem=self.postmortem,
+            actions=self.actions,
+            remedy_summary=self.remedy_summary or ([i.item.describe() for i in self.agreed.items] if self.agreed else []),
+            phase=self.phase,
         )

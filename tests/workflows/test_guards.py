@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -9,6 +11,7 @@ from tests.helpers import AGENT, CUSTOMER, DIRECTOR, MANAGER, history_kinds, pai
 from workflows.client import AmendsClient, StepRefused
 from workflows.contracts import (
     AcceptInput,
+    CompleteActionInput,
     ApologyInput,
     ApprovalInput,
     CloseInput,
@@ -40,7 +43,13 @@ STEP_INPUTS = {
     "confirm_fulfilment": FulfilmentConfirmation(by=AGENT, item_id="remedy-1/item-1"),
     "renegotiate": RenegotiateInput(by=AGENT, reason="the redo cannot be scheduled"),
     "close": CloseInput(by=AGENT),
-    "record_postmortem": PostmortemInput(by=MANAGER, root_cause="no label check", preventive_actions=["scan labels"]),
+    "record_postmortem": PostmortemInput(
+        by=MANAGER, what_happened="a parcel left with the wrong label", root_cause_category="process",
+        root_cause="labels are not checked against the order", preventive_actions=[
+            {"action": "scan every label against its order", "owner": {"name": "Ops lead", "email": "ops@example.com"},
+             "due": date.today() + timedelta(days=30)}],
+    ),
+    "complete_action": CompleteActionInput(by=MANAGER, action_id="action-1"),
     "flag_account": FlagInput(by=MANAGER, reason="threatened staff"),
 }
 

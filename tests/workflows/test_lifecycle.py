@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.helpers import text_of, AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, history_length, keep_history, paid_intent, recorded_search_attributes, report
+from tests.helpers import text_of, AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, history_kinds, history_length, keep_history, paid_intent, recorded_search_attributes, report
 from workflows.client import AmendsClient
 from workflows.contracts import (
     AcceptInput,
+    CompleteActionInput,
     ApologyInput,
     CloseInput,
     FulfilmentConfirmation,
@@ -54,14 +55,22 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
     assert [m.amount.amount for m in snap.money_moved] == [3_000]
 
     await amends.close(key, CloseInput(by=AGENT, summary="refund and replacement delivered"))
+    first_run = (await handle.describe()).run_id
     await amends.record_postmortem(
         key,
         PostmortemInput(
             by=MANAGER,
+            what_happened="the parcel left the warehouse with another order's label",
+            root_cause_category="process",
             root_cause="labels were printed by hand at the packing station",
-            preventive_actions=["print shipping labels from the order system"],
+            preventive_actions=[
+                {"action": "print shipping labels from the order system",
+                 "owner": {"name": "Warehouse lead", "email": "warehouse@example.com"},
+                 "due": (rep.detected_at + timedelta(days=30)).date()},
+            ],
         ),
     )
+    await amends.complete_action(key, CompleteActionInput(by=MANAGER, action_id="action-1"))
     # The time-skipping server jumps over the year while nothing else can happen.
     await clock_env.sleep(timedelta(days=366))
     final = await handle.result()
@@ -72,11 +81,16 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
     assert recorded["CustomerId"] == rep.customer.customer_id
     assert "StageDeadline" not in recorded  # nothing left to wait for
 
+    # After the post-mortem the incident continued as new, carrying its milestones only.
+    assert final.phase == "anniversary"
     steps = [e.step for e in final.timeline]
     assert steps == [
-        "detected", "apologise", "record_needs", "propose_remedy", "clock_paused", "accept_remedy",
-        "confirm_fulfilment", "refund", "fulfil", "close", "record_postmortem", "anniversary",
+        "detected", "apologise", "accept_remedy", "fulfil", "close", "record_postmortem", "complete_action",
+        "anniversary",
     ]
+    assert final.refunded_total == 3_000 and final.remedy_summary[0] == "a refund of 30.00 USD"
+    assert (await history_kinds(handle))[0] == "workflow_execution_started"
+    assert await history_length(handle) < 40  # the year is spent on a short history
     kinds = [m["X-Amends-Notice"] for m in mail_sink.to(rep.customer.email)]
     assert kinds == ["apology", "proposal", "confirmation", "closing", "anniversary"]
     for message in mail_sink.to(rep.customer.email):
@@ -85,5 +99,6 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
         for name in EVERY_STAFF_NAME:
             for part in name.split():
                 assert part not in text, f"{message['X-Amends-Notice']} notice names {part}"
-    await keep_history(handle, "full_lifecycle")
+    await keep_history(clock_env.client.get_workflow_handle(handle.id, run_id=first_run), "full_lifecycle_recovery")
+    await keep_history(handle, "full_lifecycle_anniversary")
     print(f"\nhistory of one full incident: {await history_length(handle)} events")

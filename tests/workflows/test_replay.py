@@ -20,7 +20,12 @@ STORED = sorted(HISTORIES.glob("*.json"))
 
 
 def test_histories_are_stored():
-    assert {p.stem for p in STORED} >= {"full_lifecycle", "escalated_apology"}
+    assert {p.stem for p in STORED} >= {
+        "full_lifecycle_recovery", "full_lifecycle_anniversary", "escalated_apology",
+        # The same incident's year, recorded before and after the anniversary gift
+        # was added behind workflow.patched("anniversary-gift"): both must replay.
+        "anniversary_before_gift", "anniversary_with_gift",
+    }
 
 
 @pytest.mark.parametrize("path", STORED, ids=[p.stem for p in STORED])

@@ -50,6 +50,7 @@ class ReferenceModel:
         self.undelivered = False
         self.flagged = False
         self.remedies = 0
+        self.open_actions = False
 
     def condition(self, name: str) -> bool:
         return {
@@ -58,6 +59,7 @@ class ReferenceModel:
             "has_undelivered_items": self.undelivered,
             "is_delivered": not self.undelivered,
             "has_items_to_confirm": self.undelivered,
+            "has_open_actions": self.open_actions,
         }[name]
 
     def allows(self, trigger: str) -> bool:
@@ -81,6 +83,10 @@ class ReferenceModel:
             self.undelivered = False
         elif trigger == "flag_account":
             self.flagged = True
+        elif trigger == "record_postmortem":
+            self.open_actions = True
+        elif trigger == "complete_action":
+            self.open_actions = False
         elif trigger == "confirm_fulfilment":
             self.undelivered = False
             self.stage = Stage.FULFILLED  # the engine's `fulfil` follows at once

@@ -1,0 +1,127 @@
+"""Learning and remembering: the blameless post-mortem, its follow-ups, and the note a year later."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from tests.helpers import AGENT, MANAGER, keep_history, mail_to, report, text_of
+from tests.workflows.test_guards import WALK, assert_refused, take, wait_for
+from temporalio.client import WorkflowUpdateFailedError
+
+from workflows.client import AmendsClient
+from workflows.contracts import CompleteActionInput, FlagInput, PostmortemInput
+from workflows.stages import Stage
+
+
+def postmortem(today: date, *due_in_days: int, tag: str = "x") -> PostmortemInput:
+    return PostmortemInput(
+        by=MANAGER,
+        what_happened="the parcel left with another order's label",
+        root_cause_category="process",
+        root_cause="labels are printed by hand, away from the order system",
+        contributing_factors=[{"condition": "peak season doubled the parcels per packer", "kind": "capacity"}],
+        preventive_actions=[
+            {"action": f"preventive action {n}", "owner": {"name": f"Owner {n}", "email": f"owner{n}.{tag}@example.com"},
+             "due": today + timedelta(days=d)}
+            for n, d in enumerate(due_in_days, start=1)
+        ],
+    )
+
+
+async def closed_incident(amends, **report_overrides):
+    rep = report(None, **report_overrides)
+    await amends.open_incident(rep)
+    for step in WALK[:6]:  # to closed
+        await take(amends, rep.incident_key, step)
+    return rep
+
+
+async def test_the_note_arrives_a_year_later_after_continue_as_new_naming_what_changed(
+        clock_env, settings, stripe, mail_sink):
+    amends = AmendsClient(clock_env.client, settings.task_queue)
+    rep = await closed_incident(amends, anniversary_gift={"amount": 1_000, "currency": "USD"})
+    key = rep.incident_key
+    first_run = (await amends.handle(key).describe()).run_id
+    today = (await clock_env.get_current_time()).date()
+    await amends.record_postmortem(key, postmortem(today, 10, 20))
+    await amends.complete_action(key, CompleteActionInput(by=MANAGER, action_id="action-1"))
+    snap = await wait_for(amends, key, lambda s: s.phase == "anniversary")
+    assert snap.stage == Stage.POSTMORTEM_DONE and snap.actions[0].status == "done"
+    started = [e async for e in amends.handle(key).fetch_history_events()][0]
+    # A new run under the same workflow id, continued from the first.
+    assert started.workflow_execution_started_event_attributes.continued_execution_run_id == first_run
+    await clock_env.sleep(timedelta(days=366))
+    final = await amends.handle(key).result()
+    await keep_history(amends.handle(key), "anniversary_with_gift")
+    assert final.stage == Stage.ANNIVERSARY
+    sent = next(e for e in final.timeline if e.step == "anniversary")
+    assert timedelta(days=365) <= sent.at - rep.detected_at < timedelta(days=365, minutes=1)
+    [note] = await mail_to(mail_sink, rep.customer.email, "anniversary")
+    text = text_of(note)
+    assert f"A year ago this week, on {rep.detected_at.date().isoformat()}" in " ".join(text.split())
+    assert "preventive action 1" in text and "preventive action 2" not in text  # only what was done
+    assert "The founders, Acme Outdoor" in text
+    gift = await stripe.v1.coupons.retrieve_async(f"incident-{key}-anniversary-gift")
+    assert gift.amount_off == 1_000 and gift.id in text
+
+
+async def test_a_red_flagged_customer_gets_the_note_without_a_gift(clock_env, settings, stripe, mail_sink):
+    amends = AmendsClient(clock_env.client, settings.task_queue)
+    rep = await closed_incident(amends, anniversary_gift={"amount": 1_000, "currency": "USD"})
+    key = rep.incident_key
+    await amends.flag_account(key, FlagInput(by=MANAGER, reason="abusive to our drivers"))
+    today = (await clock_env.get_current_time()).date()
+    await amends.record_postmortem(key, postmortem(today, 10))
+    await clock_env.sleep(timedelta(days=366))
+    final = await amends.handle(key).result()
+    withheld = next(e for e in final.timeline if e.step == "gift_withheld")
+    assert withheld.detail == "no anniversary gift: the account is red-flagged"
+    [note] = await mail_to(mail_sink, rep.customer.email, "anniversary")
+    assert "gift" not in text_of(note).lower() and "voucher" not in text_of(note).lower()
+    with pytest.raises(Exception):
+        await stripe.v1.coupons.retrieve_async(f"incident-{key}-anniversary-gift")
+
+
+async def test_an_overdue_action_reminds_its_owner_and_completing_it_stops_the_reminders(
+        clock_env, settings, mail_sink):
+    amends = AmendsClient(clock_env.client, settings.task_queue)
+    rep = await closed_incident(amends)
+    key = rep.incident_key
+    today = (await clock_env.get_current_time()).date()
+    await amends.record_postmortem(key, postmortem(today, 1, 1, tag=key))  # both due tomorrow
+    await clock_env.sleep(timedelta(days=2, hours=12))            # a day overdue
+    snap = await amends.snapshot(key)
+    assert [e.step for e in snap.timeline].count("reminder") == 2
+    assert len(await mail_to(mail_sink, f"owner1.{key}@example.com", "reminder")) == 1
+    await amends.complete_action(key, CompleteActionInput(by=AGENT, action_id="action-1"))
+    await clock_env.sleep(timedelta(days=5))
+    snap = await amends.snapshot(key)
+    # action-1 was done: no more for it; action-2 was escalated to the team lead.
+    assert len(mail_sink.to(f"owner1.{key}@example.com")) == 1
+    escalated = [e.detail for e in snap.timeline if e.step == "action_overdue"]
+    assert escalated == ["action-2 still open: escalated to Team lead, customer care"]
+    assert [m["X-Amends-Notice"] for m in mail_sink.to("care-lead@example.com")
+            if key in m["Subject"]] == ["action_overdue"]
+
+
+async def test_a_postmortem_needs_a_future_action_and_names_no_one(ts_env, ts_worker, settings):
+    amends = AmendsClient(ts_env.client, settings.task_queue)
+    amends.speculative_tasks = False  # type: ignore[attr-defined]
+    rep = await closed_incident(amends)
+    key = rep.incident_key
+    today = (await ts_env.get_current_time()).date()
+    await assert_refused(
+        amends, key, "record_postmortem", postmortem(today, -1),
+        match=f"preventive_actions[0].due: {(today - timedelta(days=1)).isoformat()} is in the past",
+    )
+    blaming = postmortem(today, 5).model_copy(update={"root_cause": "Kevin Lomax did not check the label"})
+    await assert_refused(amends, key, "record_postmortem", blaming, match="a blameless post-mortem names no one")
+    with pytest.raises(WorkflowUpdateFailedError) as err:  # raw JSON, as a backend would send it
+        await amends.handle(key).execute_update(
+            "record_postmortem", {**postmortem(today, 5).model_dump(mode="json"), "preventive_actions": []},
+        )
+    assert err.value.cause.type == "InvalidInput"
+    assert err.value.cause.message.startswith("preventive_actions: List should have at least 1 item")
+    assert (await amends.snapshot(key)).stage == Stage.CLOSED
