@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import search
+    from workflows import metrics, search
     from workflows.contracts import (
         AcceptInput,
         ActionState,
@@ -115,6 +115,7 @@ class IncidentRecovery:
         if isinstance(incident, ContinuedIncident):
             return await self._anniversary_phase()
         report = incident
+        metrics.opened(report)
         self._r.record(workflow.now(), "detected", SYSTEM, "backend", report.what_happened)
         self._enter_stage()
         # The worker's SLA policy, recorded in the history: a later change of
@@ -291,6 +292,7 @@ class IncidentRecovery:
     @workflow.update(description="Apologise to the customer, first and fast; sends the apology notice.")
     def apologise(self, step: ApologyInput) -> Snapshot:
         before = self._advance("apologise")
+        metrics.apologised(self._r.report, workflow.now() - self._r.report.detected_at)
         self._effects.append(("notice", "apology"))
         return self._recorded("apologise", step, "apology sent to the customer", before)
 
@@ -428,6 +430,7 @@ class IncidentRecovery:
     def close(self, step: CloseInput) -> Snapshot:
         before = self._advance("close")
         self._r.closed_at = workflow.now()
+        metrics.closed(self._r.report, workflow.now() - self._r.report.detected_at)
         self._effects.append(("notice", "closing"))
         return self._recorded("close", step, step.summary or "closed", before)
 
@@ -636,6 +639,7 @@ class IncidentRecovery:
             return
         clock.breached = True
         r.escalation_level = event.level or 0
+        metrics.breached(r.report, str(clock.stage), r.escalation_level)
         overdue = human(now - clock.due_at)
         repeat = f", repeat {event.repeat}" if event.repeat else ""
         r.record(now, "escalate", CLOCK, None,
@@ -778,6 +782,7 @@ class IncidentRecovery:
             await self._failed(item, err)
             return
         item.status, item.reference = "delivered", result.refund_id
+        metrics.refunded(result.amount.amount, result.amount.currency)
         r.money_moved.append(
             MoneyMovement(item_id=item.item_id, kind="refund", amount=result.amount, reference=result.refund_id,
                           at=workflow.now())

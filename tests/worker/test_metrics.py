@@ -17,12 +17,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.helpers import AGENT, report
+from tests.helpers import AGENT, paid_intent, report
+from tests.workflows.test_guards import STEP_INPUTS, wait_for
+from tests.workflows.test_sla import ALL_CALENDAR, policy
 from worker.config import connect
 from worker.main import build_worker
 from worker.metrics import MetricsBindError, prometheus_runtime
 from workflows.client import AmendsClient
-from workflows.contracts import ApologyInput
+from workflows.contracts import ApologyInput, RemedyProposal
 
 
 def free_port() -> int:
@@ -64,7 +66,9 @@ async def metrics_worker(dev_env, settings, metrics_port):
     runtime = prometheus_runtime(f"127.0.0.1:{metrics_port}")
     client = await connect(dev_env.client.service_client.config.target_host, dev_env.client.namespace,
                            runtime=runtime)
-    own = settings.model_copy(update={"task_queue": f"amends-metrics-{uuid.uuid4().hex[:6]}"})
+    # A critical apology is due within a second here, so that a breach is counted.
+    fast = policy(clocks=ALL_CALENDAR, deadlines__detected={"critical": "1s", "high": "1h", "medium": "4h", "low": "8h"})
+    own = settings.model_copy(update={"task_queue": f"amends-metrics-{uuid.uuid4().hex[:6]}", "sla_policy": fast})
     async with build_worker(client, own) as worker:
         yield worker
 
@@ -106,6 +110,32 @@ async def test_an_incident_shows_in_the_sdk_metrics(dev_env, metrics_worker, met
     assert total(samples, "temporal_worker_task_slots_available", **mine) > 0, text
     # The incident is still open: nothing completed or failed on this queue.
     assert total(samples, "temporal_workflow_failed", **mine) == 0, text
+
+
+async def test_amends_own_metrics_count_what_happened(dev_env, metrics_worker, metrics_port, stripe):
+    queue = metrics_worker.task_queue
+    amends = AmendsClient(dev_env.client, task_queue=queue)
+    incident = report(await paid_intent(stripe, 8_000), severity="critical")
+    key = incident.incident_key
+    await amends.open_incident(incident)
+    await wait_for(amends, key, lambda s: s.escalation_level >= 1)  # the 1 s apology deadline passed
+    await amends.apologise(key, ApologyInput(by=AGENT))
+    await amends.record_needs(key, STEP_INPUTS["record_needs"])
+    await amends.propose_remedy(key, RemedyProposal(
+        by=AGENT, items=[{"kind": "refund", "amount": {"amount": 2_500, "currency": "USD"}}]))
+    await amends.accept_remedy(key, STEP_INPUTS["accept_remedy"])
+    await wait_for(amends, key, lambda s: s.stage == "fulfilled")
+    await amends.close(key, STEP_INPUTS["close"])
+
+    mine = {"task_queue": queue}
+    crit = {**mine, "category": "late_delivery", "severity": "critical"}
+    _, samples = await scrape(metrics_port)
+    assert total(samples, "amends_incidents_opened", **crit) == 1
+    assert total(samples, "amends_time_to_apology_seconds_count", **crit) == 1
+    assert total(samples, "amends_time_to_apology_seconds_sum", **crit) >= 1.0  # at least the missed second
+    assert total(samples, "amends_time_to_close_seconds_count", **crit) == 1
+    assert total(samples, "amends_deadline_breaches", **mine, stage="detected", severity="critical", level="1") == 1
+    assert total(samples, "amends_refunded_minor_units", **mine, currency="USD") == 2_500
 
 
 async def test_a_port_in_use_is_a_clear_error(metrics_port, metrics_worker):
