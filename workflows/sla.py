@@ -168,18 +168,19 @@ WAITING_FOR: dict[Stage, str] = {
 
 
 def human(delta: timedelta) -> str:
-    seconds = int(abs(delta.total_seconds()))
-    if seconds >= 86400 and seconds % 86400 == 0:
-        return f"{seconds // 86400} d"
+    """'3 d', '2.5 h', '45 min', '20 s'."""
+    seconds = abs(delta.total_seconds())
+
+    def short(value: float, unit: str) -> str:
+        return f"{value:.1f}".rstrip("0").rstrip(".") + f" {unit}"
+
     if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
+        return short(seconds / 86400, "d")
     if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
+        return short(seconds / 3600, "h")
     if seconds >= 60:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
+        return f"{int(seconds // 60)} min"
+    return f"{int(seconds)} s"
 
 
 # ---------------------------------------------------------------- the business clock
