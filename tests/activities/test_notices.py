@@ -17,7 +17,7 @@ def notice(kind: str, **context) -> Notice:
     base = {
         "customer_name": "Alex Rivera", "order_id": "ord-1", "detected_on": "2026-01-02",
         "what_happened": "Kevin mislabelled the parcel, said Rita Moreno.", "impact": "You waited a week.",
-        "remedy": [], "refunded": "", "preventive_actions": [],
+        "remedy": [], "refunded": "", "preventive_actions": [], "remedy_summary": [], "gift": "", "gift_code": "",
     }
     return Notice(
         kind=kind, audience="customer", to=Contact(name="Alex Rivera", email="alex@example.com"),
