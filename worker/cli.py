@@ -18,6 +18,7 @@ import sys
 import traceback
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -39,6 +40,7 @@ from workflows.contracts import (
     ApprovalInput,
     Category,
     CloseInput,
+    CompleteActionInput,
     DeclineInput,
     FlagInput,
     FulfilmentConfirmation,
@@ -50,6 +52,7 @@ from workflows.contracts import (
     Role,
     Severity,
     Snapshot,
+    SystemCondition,
 )
 
 EXIT_REFUSED, EXIT_INVALID, EXIT_UNAVAILABLE = 1, 2, 3
@@ -70,6 +73,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "renegotiate": RenegotiateInput,
     "close": CloseInput,
     "record_postmortem": PostmortemInput,
+    "complete_action": CompleteActionInput,
     "flag_account": FlagInput,
     "snapshot": Snapshot,
 }
@@ -105,8 +109,13 @@ OPTION_FOR = {
     "summary": "--summary",
     "item_id": "ITEM_ID",
     "root_cause": "--root-cause",
+    "root_cause_category": "--category",
     "preventive_actions": "--action",
+    "preventive_actions.action": "--action",
+    "preventive_actions.owner": "--owner",
+    "preventive_actions.due": "--due",
     "contributing_factors": "--factor",
+    "action_id": "ACTION_ID",
 }
 
 
@@ -182,7 +191,9 @@ def explain(err: ValidationError, hints: bool) -> str:
         field = ".".join(str(p) for p in e["loc"]) or "(input)"
         hint = ""
         if hints:
-            named = [k for k in OPTION_FOR if field == k or field.startswith(k + ".")]
+            # List positions do not change the option: preventive_actions.0.due is --due.
+            plain = ".".join(str(p) for p in e["loc"] if not isinstance(p, int))
+            named = [k for k in OPTION_FOR if plain == k or plain.startswith(k + ".")]
             if named:
                 hint = f" ({OPTION_FOR[max(named, key=len)]})"
         lines.append(f"invalid: {field}{hint}: {e['msg']} [{e['type']}]")
@@ -770,18 +781,81 @@ def close(ctx, key, summary, by_name, role, channel, update_id) -> None:
     take_step(ctx, key, "close", CloseInput, step_data(by_name, role, channel, summary=summary), update_id)
 
 
+CONDITIONS = [c.value for c in SystemCondition]
+
+
+def parse_factor(text: str) -> dict:
+    """``"capacity:peak season doubled the parcels"`` is a contributing factor of kind capacity."""
+    kind, sep, condition = text.partition(":")
+    kind = kind.strip().lower()
+    if not sep or kind not in CONDITIONS:
+        raise click.BadParameter(
+            f"{text!r} is not KIND:condition with KIND one of {', '.join(CONDITIONS)}", param_hint="--factor"
+        )
+    return {"kind": kind, "condition": condition.strip()}
+
+
+def parse_owner(text: str) -> dict:
+    """``"Ann Lee <ann@example.com>"``, or a bare address (then the address is the name too)."""
+    name, address = parseaddr(text)
+    address = address or text.strip()
+    return {"name": name.strip() or address, "email": address}
+
+
 @incident.command(context_settings=CONTEXT)
 @click.argument("key")
+@click.option("--what", required=True, help="What happened, internally and in plain words.")
+@click.option("--category", type=click.Choice(CONDITIONS), required=True,
+              help="Where the root cause lies: a condition of the system.")
 @click.option("--root-cause", required=True, help="A condition of the system, not a person.")
-@click.option("--action", "actions", multiple=True, required=True, help="A preventive action. Repeatable.")
-@click.option("--factor", "factors", multiple=True, help="A contributing factor. Repeatable.")
+@click.option("--factor", "factors", multiple=True, metavar="KIND:TEXT",
+              help="A contributing factor, e.g. 'capacity:peak season doubled the parcels'. Repeatable.")
+@click.option("--action", "actions", multiple=True, required=True, metavar="TEXT",
+              help="A preventive action. Repeatable; each takes the --owner and --due in the same position.")
+@click.option("--owner", "owners", multiple=True, metavar="'NAME <EMAIL>'",
+              help="Owner of the preventive action in the same position ('Ann Lee <ann@example.com>' or an "
+                   "email). Repeatable.")
+@click.option("--due", "dues", multiple=True, metavar="YYYY-MM-DD",
+              help="Due date of the preventive action in the same position (today or later). Repeatable.")
 @actor_options
 @click.pass_context
-def postmortem(ctx, key, root_cause, actions, factors, by_name, role, channel, update_id) -> None:
-    """Record the blameless post-mortem (step record_postmortem)."""
-    data = step_data(by_name, role, channel, root_cause=root_cause, preventive_actions=list(actions),
-                     contributing_factors=list(factors))
+def postmortem(ctx, key, what, category, root_cause, factors, actions, owners, dues, by_name, role, channel,
+               update_id) -> None:
+    """Record the blameless post-mortem (step record_postmortem): what happened, the root cause and its
+    category, contributing factors as conditions of the system, and preventive actions, each with an
+    owner and a due date.
+
+    \b
+    amends incident postmortem order-1001-late --what "the parcel left with another order's label" \\
+      --category process --root-cause "labels are printed by hand, away from the order system" \\
+      --factor "capacity:peak season doubled the parcels per packer" \\
+      --action "print labels from the order system" --owner "Ann Lee <ann@example.com>" --due 2026-12-15 \\
+      --action "scan each label at packing" --owner ops@example.com --due 2027-01-31
+    """
+    if not len(actions) == len(owners) == len(dues):
+        raise click.UsageError(
+            f"--action, --owner and --due go together, in order: got {len(actions)} --action, "
+            f"{len(owners)} --owner and {len(dues)} --due; give each --action its --owner and --due"
+        )
+    data = step_data(
+        by_name, role, channel, what_happened=what, root_cause_category=category, root_cause=root_cause,
+        contributing_factors=[parse_factor(f) for f in factors],
+        preventive_actions=[{"action": a, "owner": parse_owner(o), "due": d} for a, o, d in zip(actions, owners, dues)],
+    )
     take_step(ctx, key, "record_postmortem", PostmortemInput, data, update_id)
+
+
+@incident.command("complete-action", context_settings=CONTEXT)
+@click.argument("key")
+@click.argument("action_id")
+@click.option("--note", default=None, help="What was done, e.g. the change's reference.")
+@actor_options
+@click.pass_context
+def complete_action(ctx, key, action_id, note, by_name, role, channel, update_id) -> None:
+    """Mark preventive action ACTION_ID (e.g. action-1, see `show`) of the post-mortem done; its
+    reminders stop (step complete_action)."""
+    data = step_data(by_name, role, channel, action_id=action_id, note=note)
+    take_step(ctx, key, "complete_action", CompleteActionInput, data, update_id)
 
 
 @incident.command(context_settings=CONTEXT)
@@ -810,6 +884,8 @@ def render(s: Snapshot, now: datetime | None = None) -> str:
     cur = r.order.amount_paid.currency
     rows: list[tuple[str, str]] = [
         ("Stage", str(s.stage)),
+        ("Phase", s.phase + (" (after continue-as-new: the timeline keeps the milestones)"
+                             if s.phase == "anniversary" else "")),
         ("Severity", f"{r.severity} · {r.category.replace('_', ' ')}"),
         ("Customer", f"{r.customer.name} <{r.customer.email}> ({r.customer.customer_id})"
                      + ("  RED-FLAGGED" if s.red_flagged else "")),
@@ -822,6 +898,12 @@ def render(s: Snapshot, now: datetime | None = None) -> str:
         rows.append(("Owner", f"{r.owner.name} <{r.owner.email}>"))
     rows.append(("Deadline", deadline_text(s, now) if s.deadline else "none"))
     rows.append(("Escalation", f"level {s.escalation_level}"))
+    paused_since = s.clock.paused_since if s.clock else None
+    if s.paused_total or paused_since:
+        paused = f"{human_duration(s.paused_total.total_seconds())} waiting on the customer"
+        if paused_since:
+            paused += f"; paused now, since {utc(paused_since)} UTC"
+        rows.append(("Paused", paused))
     for n, need in enumerate(s.needs):
         rows.append(("Needs" if n == 0 else "", need))
     rows.append(("Refunded", f"{format_money(s.refunded_total, cur)} of "
@@ -830,10 +912,6 @@ def render(s: Snapshot, now: datetime | None = None) -> str:
     rows.append(("Flags", "; ".join(s.flags) if s.flags else ("red-flagged" if s.red_flagged else "none")))
     if s.closed_at:
         rows.append(("Closed", f"{utc(s.closed_at)} UTC"))
-    if s.postmortem:
-        rows.append(("Root cause", s.postmortem.root_cause))
-        for a in s.postmortem.preventive_actions:
-            rows.append(("Prevention", a))
     if s.anniversary_due_at and s.stage != "anniversary":
         rows.append(("Anniversary", f"{utc(s.anniversary_due_at)[:10]}"))
     rows.append(("Next steps", ", ".join(s.allowed_steps) or "none (the clock takes the next step)"))
@@ -867,6 +945,23 @@ def render(s: Snapshot, now: datetime | None = None) -> str:
         for m in s.money_moved:
             out.append(f"  {utc(m.at)}  {m.kind} {format_money(m.amount.amount, m.amount.currency)}  "
                        f"{m.item_id}  {m.reference}")
+
+    if s.postmortem:
+        pm = s.postmortem
+        out += ["", "Post-mortem (blameless)"]
+        pm_rows = [("What happened", pm.what_happened), ("Root cause", f"{pm.root_cause_category}: {pm.root_cause}")]
+        pm_rows += [("Factor", f"{f.kind}: {f.condition}") for f in pm.contributing_factors]
+        out += [f"  {label:<13}  {value}" for label, value in pm_rows]
+    if s.actions:
+        from worker.reporting import contact_text
+
+        out += ["", "Preventive actions"]
+        cells = [(a.action_id, contact_text(a.owner), f"due {a.due.isoformat()}",
+                  a.status + (f" {utc(a.completed_at)[:16]}" if a.completed_at else "")
+                  + (f" ({a.reminders} reminders)" if a.reminders and a.status == "open" else ""), a.action)
+                 for a in s.actions]
+        widths = [max(len(row[c]) for row in cells) for c in range(4)]
+        out += ["  " + "  ".join(f"{row[c]:<{widths[c]}}" for c in range(4)) + f"  {row[4]}" for row in cells]
 
     out.append("")
     out.append("Timeline (UTC)")
