@@ -52,9 +52,10 @@ def time_to_apology(snap: Snapshot) -> timedelta | None:
 def breached_deadlines(snap: Snapshot) -> int:
     """Stages whose deadline was missed: a stage escalated three times is one breach.
 
-    Counted from the ``escalate`` entries of the timeline the snapshot carries.
+    The workflow counts them (``breaches``), across its continue-as-new; the
+    timeline's ``escalate`` entries are the fallback for older snapshots.
     """
-    return len({e.stage for e in snap.timeline if e.step == "escalate"})
+    return max(snap.breaches, len({e.stage for e in snap.timeline if e.step == "escalate"}))
 
 
 def root_cause_category(snap: Snapshot) -> str:

@@ -597,6 +597,7 @@ class Snapshot(BaseModel):
     postmortem: PostmortemInput | None = None
     actions: list[ActionState] = Field(default_factory=list)
     remedy_summary: list[str] = Field(default_factory=list)
+    breaches: int = Field(default=0, description="Stages whose deadline was missed.")
     phase: Literal["recovery", "anniversary"] = "recovery"
 
 

@@ -164,6 +164,7 @@ class IncidentRecovery:
         r.closed_at, r.postmortem, r.actions = phase.closed_at, phase.postmortem, phase.actions
         r.flags, r.red_flagged, r.timeline = phase.flags, phase.red_flagged, phase.timeline
         r.remedy_summary, r.carried_refunds = phase.remedy_summary, phase.refunded_total
+        r.carried_breaches = phase.breaches
         r.policy = SlaPolicy.model_validate(phase.policy)
 
     async def _anniversary_phase(self) -> Snapshot:

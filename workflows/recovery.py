@@ -76,6 +76,7 @@ class Recovery:
         self.remedy_summary: list[str] = []  # carried into the anniversary phase
         self.phase = "recovery"
         self.carried_refunds = 0  # refunded in the first run, carried into the anniversary phase
+        self.carried_breaches = 0
         self.anniversary_gift_code: str | None = None
 
     # ------------------------------------------------------------ reading
@@ -341,5 +342,6 @@ class Recovery:
             postmortem=self.postmortem,
             actions=self.actions,
             remedy_summary=self.remedy_summary or ([i.item.describe() for i in self.agreed.items] if self.agreed else []),
+            breaches=self.carried_breaches + len({e.stage for e in self.timeline if e.step == "escalate"}),
             phase=self.phase,
         )
