@@ -67,8 +67,12 @@ with workflow.unsafe.imports_passed_through():
 SYSTEM = Actor(name="amends", role=Role.SYSTEM)
 CLOCK = Actor(name="clock", role=Role.SYSTEM)
 
+# Effects run one at a time, so a mail relay that stays down must not hold
+# the incident (and its escalations) for long: after an hour of retries the
+# notice is given up, recorded, and a human is paged to reach the customer.
 NOTICE_OPTIONS = dict(
     start_to_close_timeout=timedelta(seconds=30),
+    schedule_to_close_timeout=timedelta(hours=1),
     retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
 )
 WEBHOOK_OPTIONS = dict(
