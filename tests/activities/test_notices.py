@@ -95,3 +95,25 @@ async def test_a_notice_that_cannot_be_sent_hands_the_incident_to_a_human(ts_env
     assert mail_sink.to(rep.customer.email) == []
     [page] = mail_sink.to(rep.owner.email)
     assert page["X-Amends-Notice"] == "notice_failed"
+
+
+async def test_a_mail_relay_that_stays_down_is_given_up_after_an_hour(settings):
+    """Silence is the worst outcome: a notice retried for an hour in vain is recorded,
+    and the incident goes on (its clocks keep running) instead of waiting forever."""
+    from datetime import timedelta
+
+    from tests.conftest import free_port, time_skipping
+    from tests.workflows.test_guards import wait_for
+
+    down = settings.model_copy(update={"mail": settings.mail.model_copy(update={"port": free_port()})})
+    async with time_skipping(down) as env:
+        amends = AmendsClient(env.client, settings.task_queue)
+        rep = report("pi_unused")
+        await amends.open_incident(rep)
+        await amends.apologise(rep.incident_key, ApologyInput(by=AGENT))
+        await env.sleep(timedelta(hours=3))
+        snap = await wait_for(amends, rep.incident_key,
+                              lambda s: any(e.step == "notice_failed" for e in s.timeline))
+    failed = [e.detail for e in snap.timeline if e.step == "notice_failed"]
+    assert failed[0].startswith("apology notice not sent:")
+    assert snap.stage == "apologised"
