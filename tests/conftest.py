@@ -9,10 +9,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,7 +24,6 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from workflows.converter import data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.notices import MailSettings
 from activities.payments import stripe_client
@@ -35,7 +31,7 @@ from activities.webhooks import WebhookSettings
 from worker.config import Settings
 from worker.mailsink import start_sink
 from worker.webhook_sink import start_webhook_sink
-from worker.main import activities_for, build_worker
+from worker.main import build_worker
 from workflows import search
 
 BIN = Path(sys.executable).parent

@@ -8,6 +8,7 @@ started again.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -110,6 +111,13 @@ class AmendsClient:
                 f"incident {report.incident_key} is closed and finished; open a new incident with a new key"
             ) from None
         snap = await handle.query(IncidentRecovery.snapshot)
+        # The first workflow task loads the SLA policy (a local activity); wait
+        # for it briefly so that the answer already carries the deadline.
+        for _ in range(50):
+            if snap.sla_ready:
+                break
+            await asyncio.sleep(0.1)
+            snap = await handle.query(IncidentRecovery.snapshot)
         if snap.stage in AFTER_CLOSURE:
             closed = snap.closed_at.date().isoformat() if snap.closed_at else "an earlier date"
             raise IncidentClosed(

@@ -21,7 +21,6 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
-    field_validator,
     model_validator,
 )
 
@@ -598,6 +597,7 @@ class Snapshot(BaseModel):
     actions: list[ActionState] = Field(default_factory=list)
     remedy_summary: list[str] = Field(default_factory=list)
     breaches: int = Field(default=0, description="Stages whose deadline was missed.")
+    sla_ready: bool = Field(default=False, description="The SLA policy is loaded and the clocks are set.")
     phase: Literal["recovery", "anniversary"] = "recovery"
 
 

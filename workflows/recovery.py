@@ -344,4 +344,5 @@ class Recovery:
             remedy_summary=self.remedy_summary or ([i.item.describe() for i in self.agreed.items] if self.agreed else []),
             breaches=self.carried_breaches + len({e.stage for e in self.timeline if e.step == "escalate"}),
             phase=self.phase,
+            sla_ready=self.policy is not None,
         )

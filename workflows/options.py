@@ -1,0 +1,67 @@
+"""Who the engine acts as, how its activities retry, and small wording helpers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.contracts import (
+        Actor,
+        RemedyItem,
+        RemedyItemState,
+        Role,
+    )
+
+SYSTEM = Actor(name="amends", role=Role.SYSTEM)
+CLOCK = Actor(name="clock", role=Role.SYSTEM)
+
+# Effects run one at a time, so a mail relay that stays down must not hold
+# the incident (and its escalations) for long: after an hour of retries the
+# notice is given up, recorded, and a human is paged to reach the customer.
+NOTICE_OPTIONS = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    schedule_to_close_timeout=timedelta(hours=1),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
+)
+WEBHOOK_OPTIONS = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(
+        maximum_interval=timedelta(minutes=2),
+        maximum_attempts=10,
+        non_retryable_error_types=["WebhookRejected", "WebhookNotConfigured"],
+    ),
+)
+# Money: retry transient faults for a while, then give the incident back to a
+# human (renegotiate) rather than retrying forever.
+REFUND_OPTIONS = dict(
+    start_to_close_timeout=timedelta(seconds=60),
+    # A worker that dies mid-refund is noticed within this, not after the
+    # whole minute; the activity heartbeats before each Stripe call.
+    heartbeat_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(
+        maximum_interval=timedelta(minutes=2),
+        maximum_attempts=10,
+        non_retryable_error_types=["RefundDeclined", "RefundCeiling", "CouponRefused"],
+    ),
+)
+
+
+
+def failure_reason(err: ActivityError) -> str:
+    cause = err.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+
+
+def describe(item: RemedyItem) -> str:
+    return item.describe()
+
+
+def customer_line(state: RemedyItemState) -> str:
+    line = state.item.describe()
+    if state.item.delivery == "coupon" and state.status == "delivered" and state.reference:
+        line += f" (code {state.reference})"
+    return line
