@@ -15,14 +15,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 from temporalio.client import Client
-from temporalio.runtime import Runtime
-from temporalio.runtime import Runtime
-from workflows.converter import data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
 
 from activities.notices import MailSettings
 from activities.webhooks import TARGETS, WebhookSettings
 from workflows.contracts import Contact
+from workflows.converter import data_converter
 from workflows.sla import SlaPolicy
 
 DEFAULT_SLA_POLICY = Path(__file__).with_name("sla_default.toml")

@@ -23,7 +23,6 @@ from workflows.contracts import (
     RemedyProposal,
     RenegotiateInput,
 )
-from workflows.incident import IncidentRecovery
 from workflows.stages import Stage
 
 REDO = {"kind": "redo", "description": "we pitch the tent for you on site"}
@@ -183,7 +182,7 @@ async def test_refunds_never_add_up_to_more_than_was_paid(amends, stripe, mail_s
     await wait_for(amends, key, lambda s: s.agreed_remedy.items[1].status == "awaiting_confirmation")
     assert (await amends.snapshot(key)).refunded_total == 3_000
     await amends.renegotiate(key, STEP_INPUTS["renegotiate"])
-    reason = await assert_refused(
+    await assert_refused(
         amends, key, "propose_remedy", RemedyProposal(by=MANAGER, items=[refund(5_001)]),
         match="more than the 80.00 USD paid (30.00 USD already refunded or agreed; at most 50.00 USD more)",
     )

@@ -14,9 +14,8 @@ from tests.helpers import AGENT, CUSTOMER, keep_history, mail_to, recorded_searc
 from tests.workflows.test_guards import STEP_INPUTS, take
 from worker.config import load_policy
 from workflows.client import AmendsClient
-from workflows.contracts import ApologyInput, DeclineInput, RemedyProposal
+from workflows.contracts import ApologyInput, DeclineInput
 from workflows.sla import BusinessHours, SlaPolicy, advance, elapsed
-from workflows.stages import Stage
 
 BERLIN = ZoneInfo("Europe/Berlin")
 DEFAULT = load_policy()
@@ -158,7 +157,7 @@ async def test_warnings_then_the_ladder_with_repeats_then_silence(settings, mail
         await env.sleep(timedelta(hours=8))
         snap = await amends.snapshot(key)
         events = [(e.step, e.at - start) for e in snap.timeline if e.step in ("warning", "escalate")]
-        h, m = timedelta(hours=1), timedelta(minutes=1)
+        m = timedelta(minutes=1)
         assert [(step, round(t / m)) for step, t in events] == [
             ("warning", 30), ("warning", 45),                           # 50 % and 75 % of the hour
             ("escalate", 60), ("escalate", 90), ("escalate", 150),      # levels 1, 2, 3 at 0, +30 min, +1 h
