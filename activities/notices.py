@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.webhooks import WebhookSettings, post
 from workflows.contracts import Contact, Notice, WebhookReceipt, WebhookRequest
+from workflows.names import name_pattern
 
 TEMPLATES = Environment(
     loader=PackageLoader("activities", "templates"),
@@ -44,19 +45,6 @@ class MailSettings(BaseModel):
     care: Contact = Contact(name="Customer care", email="care@example.com")
 
 
-def _name_pattern(names: list[str]) -> re.Pattern[str] | None:
-    # The full names first, then each part, so "Dave Miller" and a bare
-    # "Dave" in a free-text field both go.
-    parts: list[str] = []
-    for name in sorted(names, key=len, reverse=True):
-        parts.append(name)
-        parts += [p for p in name.split() if len(p) >= 2]
-    parts = [p for p in dict.fromkeys(parts) if p.strip()]
-    if not parts:
-        return None
-    return re.compile(r"\b(" + "|".join(re.escape(p) for p in parts) + r")\b", re.IGNORECASE)
-
-
 def redact(value, pattern: re.Pattern[str] | None):
     if pattern is None:
         return value
@@ -74,7 +62,8 @@ def render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
     context = dict(notice.context)
     pattern = None
     if notice.audience == "customer":
-        pattern = _name_pattern(notice.redact)
+        # The full names and each part of two letters or more.
+        pattern = name_pattern(notice.redact, min_part=2)
         context = redact(context, pattern)
     text = TEMPLATES.get_template(f"{notice.kind}.txt").render(
         company=settings.company, executive=settings.executive, **context

@@ -30,6 +30,11 @@ SIGNATURE_HEADER = "X-Amends-Signature"
 TARGETS = ("work_orders", "billing", "notices", "crm", "escalations")
 
 
+def local_urls(base: str) -> dict[str, str]:
+    """Every target under one base URL (``work_orders`` at ``/work-orders``): the development receiver's layout."""
+    return {target: f"{base}/{target.replace('_', '-')}" for target in TARGETS}
+
+
 class WebhookSettings(BaseModel):
     secret: str = "whsec_amends_local"
     urls: dict[str, str] = {}

@@ -27,7 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.notices import MailSettings
 from activities.payments import stripe_client
-from activities.webhooks import WebhookSettings
+from activities.webhooks import WebhookSettings, local_urls
 from worker.config import Settings
 from worker.mailsink import start_sink
 from worker.webhook_sink import start_webhook_sink
@@ -112,8 +112,7 @@ def settings(localstripe_url, mail_sink, webhook_sink) -> Settings:
         mail=MailSettings(host="127.0.0.1", port=mail_sink.port, company="Acme Outdoor"),
         webhooks=WebhookSettings(
             secret=WEBHOOK_SECRET,
-            urls={"work_orders": f"{base}/work-orders", "billing": f"{base}/billing",
-                  "notices": f"{base}/notices", "crm": f"{base}/crm", "escalations": f"{base}/escalations"},
+            urls=local_urls(base),
         ),
     )
 

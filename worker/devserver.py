@@ -301,6 +301,7 @@ class DevRuntime:
 
         self._sink, _ = start_sink("127.0.0.1", self.ports.smtp, self.mail_dir)
         await wait_for_port(self.ports.smtp, "the SMTP sink")
+        from activities.webhooks import local_urls
         from worker.webhook_sink import start_webhook_sink
 
         hooks = f"http://127.0.0.1:{self.ports.webhooks}"
@@ -320,10 +321,7 @@ class DevRuntime:
                     update={"host": "127.0.0.1", "port": self.ports.smtp, "username": None, "password": None,
                             "start_tls": False}
                 ),
-                "webhooks": base.webhooks.model_copy(update={"urls": {
-                    "work_orders": f"{hooks}/work-orders", "billing": f"{hooks}/billing", "crm": f"{hooks}/crm",
-                    "notices": f"{hooks}/notices", "escalations": f"{hooks}/escalations",
-                }}),
+                "webhooks": base.webhooks.model_copy(update={"urls": local_urls(hooks)}),
             }
         )
         from worker.metrics import MetricsBindError, runtime_for

@@ -7,13 +7,13 @@ without a server.
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
 from workflows.contracts import Snapshot, SystemCondition, format_money
+from workflows.names import name_pattern
 from workflows.stages import Stage
 
 NO_ROOT_CAUSE = "none yet"
@@ -88,14 +88,6 @@ def _utc(moment: datetime | None) -> str:
 # ================================================================ the post-mortem as Markdown
 
 
-def _staff_pattern(names: list[str]) -> re.Pattern[str] | None:
-    parts: list[str] = []
-    for name in sorted(names, key=len, reverse=True):
-        parts += [name, *(p for p in name.split() if len(p) >= 3)]
-    parts = [p for p in dict.fromkeys(parts) if p.strip()]
-    return re.compile(r"\b(" + "|".join(re.escape(p) for p in parts) + r")\b", re.IGNORECASE) if parts else None
-
-
 def _cell(text: str) -> str:
     """Text safe inside a Markdown table cell."""
     return " ".join(str(text).split()).replace("|", "\\|") or "—"
@@ -119,7 +111,7 @@ def postmortem_markdown(snap: Snapshot) -> str:
             f"`amends incident postmortem {snap.report.incident_key} ...` once the incident is closed"
         )
     r = snap.report
-    pattern = _staff_pattern(r.staff_involved)
+    pattern = name_pattern(r.staff_involved, min_part=3)
 
     def clean(text: str) -> str:
         return pattern.sub("our team", text) if pattern else text

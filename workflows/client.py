@@ -93,14 +93,7 @@ class AmendsClient:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(search.RECOVERY_STAGE, str(Stage.DETECTED)),
-                        SearchAttributePair(search.SEVERITY, str(report.severity)),
-                        SearchAttributePair(search.INCIDENT_CATEGORY, str(report.category)),
-                        SearchAttributePair(search.CUSTOMER_ID, report.customer.customer_id),
-                        SearchAttributePair(search.ESCALATION_LEVEL, 0),
-                        SearchAttributePair(search.RED_FLAGGED, False),
-                    ]
+                    [SearchAttributePair(k, v) for k, v in search.values(report, Stage.DETECTED) if v is not None]
                 ),
                 static_summary=summary(report),
                 static_details=details(report),

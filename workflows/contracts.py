@@ -494,9 +494,6 @@ class Remedy(BaseModel):
     accepted_at: datetime | None = None
     status: Literal["proposed", "agreed", "declined", "delivered", "renegotiated"] = "proposed"
 
-    def refund_total(self) -> int:
-        return sum(i.item.refund_amount() for i in self.items)
-
     def value(self, paid: Money) -> int:
         return sum(i.item.value(paid) for i in self.items)
 

@@ -46,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.anniversary import Anniversary
 from workflows.clock import SlaClock
 from workflows.delivery import Delivery
-from workflows.options import SYSTEM, describe
+from workflows.options import SYSTEM
 
 
 @workflow.defn(name="IncidentRecovery")
@@ -149,7 +149,7 @@ class IncidentRecovery(SlaClock, Delivery, Anniversary):
         if total > r.report.approval_limits.limit(step.by.role):
             remedy.needs_approval_from = r.approver_for(total)
         r.remedies.append(remedy)
-        detail = f"remedy #{number}: " + "; ".join(describe(i.item) for i in items)
+        detail = f"remedy #{number}: " + "; ".join(i.item.describe() for i in items)
         if remedy.needs_approval_from:
             detail += f" (needs approval by {a(remedy.needs_approval_from)})"
         else:
@@ -224,7 +224,7 @@ class IncidentRecovery(SlaClock, Delivery, Anniversary):
         assert a is not None
         item = next(i for i in a.items if i.item_id == step.item_id)
         item.status, item.reference = "delivered", step.note
-        snap = self._recorded("confirm_fulfilment", step, f"{item.item_id} delivered: {describe(item.item)}", before)
+        snap = self._recorded("confirm_fulfilment", step, f"{item.item_id} delivered: {item.item.describe()}", before)
         # When this was the last item, the remedy is fulfilled before the
         # update returns, so the caller can close straight away.
         return self._fulfil_if_delivered(a) or snap
@@ -343,17 +343,6 @@ class IncidentRecovery(SlaClock, Delivery, Anniversary):
         """Make the change visible: search attributes, current details, wake the run loop."""
         r = self._r
         self._changes += 1
-        workflow.upsert_search_attributes(
-            [
-                search.RECOVERY_STAGE.value_set(str(r.stage)),
-                search.SEVERITY.value_set(str(r.report.severity)),
-                search.INCIDENT_CATEGORY.value_set(str(r.report.category)),
-                search.CUSTOMER_ID.value_set(r.report.customer.customer_id),
-                search.ESCALATION_LEVEL.value_set(r.escalation_level),
-                search.RED_FLAGGED.value_set(r.red_flagged),
-                search.STAGE_DEADLINE.value_set(r.clock.due_at)
-                if r.clock and r.clock.due_at
-                else search.STAGE_DEADLINE.value_unset(),
-            ]
-        )
+        attrs = search.values(r.report, r.stage, r.escalation_level, r.red_flagged, r.clock.due_at if r.clock else None)
+        workflow.upsert_search_attributes([k.value_unset() if v is None else k.value_set(v) for k, v in attrs])
         workflow.set_current_details(current_details(r.snapshot(), workflow.now()))

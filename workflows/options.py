@@ -11,7 +11,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         Actor,
-        RemedyItem,
         RemedyItemState,
         Role,
     )
@@ -54,10 +53,6 @@ REFUND_OPTIONS = dict(
 def failure_reason(err: ActivityError) -> str:
     cause = err.cause
     return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-
-
-def describe(item: RemedyItem) -> str:
-    return item.describe()
 
 
 def customer_line(state: RemedyItemState) -> str:

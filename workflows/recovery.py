@@ -9,7 +9,6 @@ see when a step is refused. All of it is pure: update validators call
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 from workflows.contracts import (
@@ -33,6 +32,7 @@ from workflows.contracts import (
     TimelineEntry,
     one_year_after,
 )
+from workflows.names import name_pattern
 from workflows.sla import SlaPolicy
 from workflows.stages import AFTER_CLOSURE, Stage, step_for, steps_from
 
@@ -170,7 +170,7 @@ class Recovery:
 
     # ------------------------------------------------------------ guards
 
-    def check(self, trigger: str, payload: object, now: datetime | None = None) -> None:
+    def check(self, trigger: str, payload: object, now: datetime) -> None:
         """Raise ``Refused`` with the reason when ``trigger`` may not happen now."""
         stage = self.stage
         step = step_for(stage, trigger)
@@ -188,8 +188,7 @@ class Recovery:
                 raise Refused(f"{trigger} refused: {self._condition_reason(condition)}")
         extra = getattr(self, f"_check_{trigger}", None)
         if extra is not None:
-            self._now = now
-            extra(payload)
+            extra(payload, now)
 
     def _condition_reason(self, condition: str) -> str:
         p = self.proposal
@@ -231,10 +230,10 @@ class Recovery:
                 f"at most {money(paid - committed, currency)} more)"
             )
 
-    def _check_propose_remedy(self, proposal: RemedyProposal) -> None:
+    def _check_propose_remedy(self, proposal: RemedyProposal, now: datetime) -> None:
         self._check_money(list(proposal.items), "items")
 
-    def _check_approve_remedy(self, approval: ApprovalInput) -> None:
+    def _check_approve_remedy(self, approval: ApprovalInput, now: datetime) -> None:
         p = self.proposal
         assert p is not None  # the table's has_proposal condition ran first
         role = approval.by.role
@@ -248,13 +247,13 @@ class Recovery:
                 f"is worth {money(total, self.currency)} and needs {a(self.approver_for(total))}"
             )
 
-    def _check_accept_remedy(self, accept: AcceptInput) -> None:
+    def _check_accept_remedy(self, accept: AcceptInput, now: datetime) -> None:
         p = self.proposal
         assert p is not None
         # The ceiling may have moved since the proposal (another remedy delivered).
         self._check_money([i.item for i in p.items], "items")
 
-    def _check_confirm_fulfilment(self, confirmation: FulfilmentConfirmation) -> None:
+    def _check_confirm_fulfilment(self, confirmation: FulfilmentConfirmation, now: datetime) -> None:
         a = self.agreed
         assert a is not None
         item = next((i for i in a.items if i.item_id == confirmation.item_id), None)
@@ -274,8 +273,8 @@ class Recovery:
         if item.status in ("failed", "cancelled"):
             raise Refused(f"item_id: '{item.item_id}' {item.status}: {item.failure or 'renegotiate the remedy'}")
 
-    def _check_record_postmortem(self, pm: PostmortemInput) -> None:
-        today = (self._now or datetime.now()).date()
+    def _check_record_postmortem(self, pm: PostmortemInput, now: datetime) -> None:
+        today = now.date()
         for n, action in enumerate(pm.preventive_actions):
             if action.due < today:
                 raise Refused(
@@ -285,15 +284,14 @@ class Recovery:
         # Blameless: the post-mortem describes the system, not a person.
         texts = [pm.what_happened, pm.root_cause, *(f.condition for f in pm.contributing_factors)]
         for name in self.report.staff_involved:
-            parts = [name, *(p for p in name.split() if len(p) >= 3)]
-            pattern = re.compile(r"\b(" + "|".join(re.escape(p) for p in parts) + r")\b", re.IGNORECASE)
-            if any(pattern.search(t) for t in texts):
+            pattern = name_pattern([name], min_part=3)
+            if pattern and any(pattern.search(t) for t in texts):
                 raise Refused(
                     f"root_cause: a blameless post-mortem names no one ('{name}' appears); describe the "
                     f"condition of the system that let it happen"
                 )
 
-    def _check_complete_action(self, done: CompleteActionInput) -> None:
+    def _check_complete_action(self, done: CompleteActionInput, now: datetime) -> None:
         action = next((a for a in self.actions if a.action_id == done.action_id), None)
         if action is None:
             open_ids = ", ".join(a.action_id for a in self.actions if a.status == "open") or "none"
@@ -301,7 +299,7 @@ class Recovery:
         if action.status == "done":
             raise Refused(f"action_id: '{done.action_id}' was completed on {action.completed_at:%Y-%m-%d}")
 
-    def _check_flag_account(self, flag: FlagInput) -> None:
+    def _check_flag_account(self, flag: FlagInput, now: datetime) -> None:
         if self.red_flagged:
             raise Refused("flag_account refused: the account is already red-flagged")
 

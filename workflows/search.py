@@ -6,6 +6,9 @@ per namespace; amends uses 4 Keyword, 1 Int, 1 Datetime and 1 Bool.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 RECOVERY_STAGE = SearchAttributeKey.for_keyword("RecoveryStage")
@@ -15,6 +18,20 @@ CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 ESCALATION_LEVEL = SearchAttributeKey.for_int("EscalationLevel")
 STAGE_DEADLINE = SearchAttributeKey.for_datetime("StageDeadline")
 RED_FLAGGED = SearchAttributeKey.for_bool("RedFlagged")
+
+def values(report, stage: str, escalation_level: int = 0, red_flagged: bool = False,
+           deadline: datetime | None = None) -> list[tuple[SearchAttributeKey, Any]]:
+    """Every attribute's value for an incident: what the client sets at start and the workflow upserts."""
+    return [
+        (RECOVERY_STAGE, str(stage)),
+        (SEVERITY, str(report.severity)),
+        (INCIDENT_CATEGORY, str(report.category)),
+        (CUSTOMER_ID, report.customer.customer_id),
+        (ESCALATION_LEVEL, escalation_level),
+        (RED_FLAGGED, red_flagged),
+        (STAGE_DEADLINE, deadline),  # None: no deadline now
+    ]
+
 
 ALL = (RECOVERY_STAGE, SEVERITY, INCIDENT_CATEGORY, CUSTOMER_ID, ESCALATION_LEVEL, STAGE_DEADLINE, RED_FLAGGED)
 
