@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.helpers import AGENT, MANAGER, keep_history, mail_to, report, text_of
+from tests.helpers import AGENT, MANAGER, keep_history, mail_to, report, settled, text_of
 from tests.workflows.test_guards import WALK, assert_refused, take, wait_for
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -97,6 +97,8 @@ async def test_an_overdue_action_reminds_its_owner_and_completing_it_stops_the_r
     assert len(await mail_to(mail_sink, f"owner1.{key}@example.com", "reminder")) == 1
     await amends.complete_action(key, CompleteActionInput(by=AGENT, action_id="action-1"))
     await clock_env.sleep(timedelta(days=5))
+    # The page follows its timeline entry: wait until the history has settled.
+    await settled(amends.handle(key))
     snap = await amends.snapshot(key)
     # action-1 was done: no more for it; action-2 was escalated to the team lead.
     assert len(mail_sink.to(f"owner1.{key}@example.com")) == 1
