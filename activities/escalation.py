@@ -13,7 +13,8 @@ from temporalio import activity
 
 from activities.notices import MailSettings, send_email
 from activities.webhooks import WebhookSettings, send_signed
-from workflows.contracts import Contact, Notice, PageRequest
+from workflows.inputs import Contact
+from workflows.payloads import Notice, PageRequest
 
 PD_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
 

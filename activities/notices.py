@@ -19,7 +19,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.webhooks import WebhookSettings, post
-from workflows.contracts import Contact, Notice, WebhookReceipt, WebhookRequest
+from workflows.inputs import Contact
+from workflows.payloads import Notice, WebhookReceipt, WebhookRequest
 from workflows.names import name_pattern
 
 TEMPLATES = Environment(

@@ -13,7 +13,8 @@ import stripe
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.contracts import CouponRequest, CouponResult, Money, RefundRequest, RefundResult
+from workflows.money import Money
+from workflows.payloads import CouponRequest, CouponResult, RefundRequest, RefundResult
 
 KEY = "amends_key"
 INCIDENT = "amends_incident"

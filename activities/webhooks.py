@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.contracts import WebhookReceipt, WebhookRequest
+from workflows.payloads import WebhookReceipt, WebhookRequest
 
 SIGNATURE_HEADER = "X-Amends-Signature"
 TARGETS = ("work_orders", "billing", "notices", "crm", "escalations")

@@ -34,8 +34,14 @@ from worker.mailsink import start_sink
 from worker.main import build_worker
 from workflows import search
 from workflows.client import AmendsClient
-from workflows.contracts import (
-    AcceptInput, ApologyInput, CloseInput, FulfilmentConfirmation, NeedsInput, PostmortemInput, RemedyProposal,
+from workflows.inputs import (
+    AcceptInput,
+    ApologyInput,
+    CloseInput,
+    FulfilmentConfirmation,
+    NeedsInput,
+    PostmortemInput,
+    RemedyProposal,
 )
 from workflows.converter import data_converter
 

@@ -17,7 +17,7 @@ from temporalio import activity
 from activities.payments import PaymentActivities, stripe_client
 from worker.config import Settings, connect
 from worker.main import activities_for, build_worker
-from workflows.contracts import RefundRequest, RefundResult
+from workflows.payloads import RefundRequest, RefundResult
 
 
 async def main() -> None:

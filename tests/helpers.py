@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from workflows.contracts import Actor, IncidentReport, Role
+from workflows.inputs import Actor, IncidentReport, Role
 
 AGENT = Actor(name="Priya Shah", role=Role.AGENT)
 MANAGER = Actor(name="Marcus Webb", role=Role.MANAGER)
@@ -111,16 +111,19 @@ HISTORIES = __import__("pathlib").Path(__file__).parent / "histories"
 
 
 async def keep_history(handle, name: str) -> None:
-    """With AMENDS_RECORD_HISTORIES=1, store the run's history for the replay test.
+    """With AMENDS_RECORD_HISTORIES=1, store the run's history for the replay test as ``<name>.json``.
 
     Stored histories are how long-lived incidents are protected from code
     changes: every history kept here must still replay (tests/workflows/test_replay.py).
+    A stored history is never overwritten: after a change of the workflow's
+    commands, record under a new name and keep the old file beside it.
     """
     import os
 
-    if os.environ.get("AMENDS_RECORD_HISTORIES") == "1":
+    path = HISTORIES / f"{name}.json"
+    if os.environ.get("AMENDS_RECORD_HISTORIES") == "1" and not path.exists():
         history = await handle.fetch_history()
-        (HISTORIES / f"{name}.json").write_text(history.to_json())
+        path.write_text(history.to_json())
 
 
 def text_of(message) -> str:

@@ -32,9 +32,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.client import DEFAULT_TASK_QUEUE, AmendsClient, IncidentClosed, StepRefused, workflow_id
-from workflows.contracts import (
-    exponent,
-    format_money,
+from workflows.inputs import (
     AcceptInput,
     ApologyInput,
     ApprovalInput,
@@ -51,34 +49,14 @@ from workflows.contracts import (
     RenegotiateInput,
     Role,
     Severity,
-    Snapshot,
     SystemCondition,
 )
+from workflows.money import exponent, format_money
+from workflows.snapshot import Snapshot
 
 EXIT_REFUSED, EXIT_INVALID, EXIT_UNAVAILABLE = 1, 2, 3
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-# The JSON Schema files ``amends schema`` writes, named after the update or
-# query that takes (or returns) each model; ``open`` starts the workflow.
-SCHEMAS: dict[str, type[BaseModel]] = {
-    "open": IncidentReport,
-    "apologise": ApologyInput,
-    "record_needs": NeedsInput,
-    "propose_remedy": RemedyProposal,
-    "approve_remedy": ApprovalInput,
-    "accept_remedy": AcceptInput,
-    "decline_remedy": DeclineInput,
-    "confirm_fulfilment": FulfilmentConfirmation,
-    "renegotiate": RenegotiateInput,
-    "close": CloseInput,
-    "record_postmortem": PostmortemInput,
-    "complete_action": CompleteActionInput,
-    "flag_account": FlagInput,
-    "snapshot": Snapshot,
-}
-OUTPUTS = {"snapshot"}  # described as sent, not as accepted
-JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # Which option fills which field, to name the option in validation errors.
 OPTION_FOR = {
@@ -1103,20 +1081,14 @@ def diagram() -> None:
     click.echo(mermaid_diagram(), nl=False)
 
 
-def schema_files() -> dict[str, str]:
-    files = {}
-    for name, model in SCHEMAS.items():
-        schema = model.model_json_schema(mode="serialization" if name in OUTPUTS else "validation")
-        files[f"{name}.schema.json"] = json.dumps({"$schema": JSON_SCHEMA_DIALECT, **schema}, indent=2) + "\n"
-    return files
-
-
 @cli.command(context_settings=CONTEXT, short_help="Write the JSON Schema of every input and the snapshot.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("schema"),
               show_default=True)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the files in --out are not up to date.")
 def schema(out_dir: Path, check: bool) -> None:
     """Write the JSON Schema of every input (and of the snapshot), one file per update or query."""
+    from workflows.schema import schema_files
+
     files = schema_files()
     if check:
         stale = [n for n, text in files.items() if not (out_dir / n).is_file() or (out_dir / n).read_text() != text]

@@ -21,7 +21,7 @@ from temporalio.runtime import Runtime
 from activities.notices import MailSettings
 from activities.webhooks import TARGETS, WebhookSettings
 from workflows.client import DEFAULT_TASK_QUEUE
-from workflows.contracts import Contact
+from workflows.inputs import Contact
 from workflows.converter import data_converter
 from workflows.sla import SlaPolicy
 

@@ -12,7 +12,9 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
-from workflows.contracts import Snapshot, SystemCondition, format_money
+from workflows.inputs import SystemCondition
+from workflows.money import format_money
+from workflows.snapshot import Snapshot
 from workflows.names import name_pattern
 from workflows.stages import Stage
 

@@ -9,31 +9,20 @@ started again.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from workflows import search
-from workflows.contracts import (
-    AcceptInput,
-    ApologyInput,
-    ApprovalInput,
-    CloseInput,
-    CompleteActionInput,
-    DeclineInput,
-    FlagInput,
-    FulfilmentConfirmation,
-    IncidentReport,
-    NeedsInput,
-    PostmortemInput,
-    RemedyProposal,
-    RenegotiateInput,
-    Snapshot,
-)
-from workflows.incident import IncidentRecovery
+from workflows.inputs import IncidentReport, StepInput
+from workflows.snapshot import Snapshot
 from workflows.stages import AFTER_CLOSURE, Stage
+from workflows.incident import IncidentRecovery
+from workflows.steps import REGISTRY, StepSpec
 
 DEFAULT_TASK_QUEUE = "amends"
 
@@ -70,9 +59,17 @@ def details(report: IncidentReport) -> str:
 
 
 class AmendsClient:
-    def __init__(self, client: Client, task_queue: str = DEFAULT_TASK_QUEUE) -> None:
+    """Open incidents and take their steps: ``await amends.apologise(key, ApologyInput(...))``.
+
+    There is a method for every step of the registry (``workflows/steps.py``),
+    named after its update; ``step(key, name, input)`` is the same by name.
+    """
+
+    def __init__(self, client: Client, task_queue: str = DEFAULT_TASK_QUEUE,
+                 steps: Mapping[str, StepSpec[Any]] = REGISTRY) -> None:
         self.client = client
         self.task_queue = task_queue
+        self.steps = steps
 
     def handle(self, incident_key: str) -> WorkflowHandle:
         return self.client.get_workflow_handle(workflow_id(incident_key), result_type=Snapshot)
@@ -121,9 +118,15 @@ class AmendsClient:
     async def snapshot(self, incident_key: str) -> Snapshot:
         return await self.handle(incident_key).query(IncidentRecovery.snapshot)
 
-    async def _step(self, incident_key: str, update, arg, update_id: str | None) -> Snapshot:
+    async def step(self, incident_key: str, name: str, step: StepInput, update_id: str | None = None) -> Snapshot:
+        """Take step ``name`` with ``step`` as its input; a refusal raises ``StepRefused`` (nothing written)."""
+        spec = self.steps.get(name)
+        if spec is None:
+            raise AttributeError(f"no step {name!r}; steps: {', '.join(self.steps)}")
+        if not isinstance(step, spec.input):
+            raise TypeError(f"{name} takes {spec.input.__name__}, not {type(step).__name__}")
         try:
-            return await self.handle(incident_key).execute_update(update, arg, id=update_id)
+            return await self.handle(incident_key).execute_update(name, step, id=update_id, result_type=Snapshot)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == "StepRefused":
@@ -132,40 +135,13 @@ class AmendsClient:
                 raise InvalidInput(cause.message) from None
             raise
 
-    async def apologise(self, key: str, step: ApologyInput, update_id: str | None = None) -> Snapshot:
-        return await self._step(key, IncidentRecovery.apologise, step, update_id)
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Snapshot]]:
+        # Only called for names the class does not have: the registry's steps.
+        if name.startswith("_") or name not in self.__dict__.get("steps", REGISTRY):
+            raise AttributeError(name)
 
-    async def record_needs(self, key: str, step: NeedsInput, update_id: str | None = None) -> Snapshot:
-        return await self._step(key, IncidentRecovery.record_needs, step, update_id)
+        async def take(incident_key: str, step: StepInput, update_id: str | None = None) -> Snapshot:
+            return await self.step(incident_key, name, step, update_id)
 
-    async def propose_remedy(self, key: str, step: RemedyProposal, update_id: str | None = None) -> Snapshot:
-        return await self._step(key, IncidentRecovery.propose_remedy, step, update_id)
-
-    async def approve_remedy(self, key: str, step: ApprovalInput, update_id: str | None = None) -> Snapshot:
-        return await self._step(key, IncidentRecovery.approve_remedy, step, update_id)
-
-    async def accept_remedy(self, key: str, step: AcceptInput, update_id: str | None = None) -> Snapshot:
-        return await self._step(key, IncidentRecovery.accept_remedy, step, update_id)
-
-    async def decline_remedy(self, key: str, step: DeclineInput, update_id: str | None = None) -> Snapshot:
-        return await self._step(key, IncidentRecovery.decline_remedy, step, update_id)
-
-    async def confirm_fulfilment(
-        self, key: str, step: FulfilmentConfirmation, update_id: str | None = None
-    ) -> Snapshot:
-        return await self._step(key, IncidentRecovery.confirm_fulfilment, step, update_id)
-
-    async def renegotiate(self, key: str, step: RenegotiateInput, update_id: str | None = None) -> Snapshot:
-        return await self._step(key, IncidentRecovery.renegotiate, step, update_id)
-
-    async def close(self, key: str, step: CloseInput, update_id: str | None = None) -> Snapshot:
-        return await self._step(key, IncidentRecovery.close, step, update_id)
-
-    async def record_postmortem(self, key: str, step: PostmortemInput, update_id: str | None = None) -> Snapshot:
-        return await self._step(key, IncidentRecovery.record_postmortem, step, update_id)
-
-    async def complete_action(self, key: str, step: CompleteActionInput, update_id: str | None = None) -> Snapshot:
-        return await self._step(key, IncidentRecovery.complete_action, step, update_id)
-
-    async def flag_account(self, key: str, step: FlagInput, update_id: str | None = None) -> Snapshot:
-        return await self._step(key, IncidentRecovery.flag_account, step, update_id)
+        take.__name__ = name
+        return take

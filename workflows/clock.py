@@ -1,66 +1,76 @@
 """The SLA clock of the current stage: plan, pause, resume, warn, escalate, page.
 
-A mixin of ``IncidentRecovery``; its state lives in ``self._r.clock``.
+A part of the incident: it receives the ``Playbook`` and keeps its state in
+``RecoveryState.clock``. Business-hours arithmetic needs the time-zone
+database, so it is queued as an effect and done by a local activity.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import metrics
-    from workflows.contracts import (
-        ClockEvent,
-        ClockState,
-        PageRequest,
-    )
-    from workflows.sla import WAITING_FOR, AdvanceRequest, ElapsedRequest, PageTarget, human
+    from workflows.effects import ConsumeBusinessTime, PlanBusinessClock
+    from workflows.formatting import duration
+    from workflows.payloads import PageRequest
+    from workflows.sla import WAITING_FOR, AdvanceRequest, ElapsedRequest, PageTarget, SlaPolicy
+    from workflows.snapshot import ClockEvent, ClockState
 
-from workflows.options import SYSTEM, CLOCK, WEBHOOK_OPTIONS, failure_reason
+from workflows.options import CLOCK, SYSTEM, WEBHOOK_OPTIONS, failure_reason
+
+if TYPE_CHECKING:
+    from workflows.playbook import Playbook
+
+LOCAL = timedelta(seconds=10)
 
 
 class SlaClock:
-    # ================================================================ the SLA clock
+    def __init__(self, pb: Playbook) -> None:
+        self.pb = pb
 
-    def _start_clock(self) -> None:
+    def _running(self) -> tuple[ClockState, SlaPolicy]:
+        clock, policy = self.pb.s.clock, self.pb.s.policy
+        assert clock is not None and policy is not None
+        return clock, policy
+
+    def start(self) -> None:
         """Start the current stage's clock (once the policy is known)."""
-        r = self._r
-        if r.policy is None or r.clock is not None:
+        s = self.pb.s
+        if s.policy is None or s.clock is not None or s.stage_entered_at is None:
             return
-        target = r.policy.deadline(r.stage, r.report.severity)
+        target = s.policy.deadline(s.stage, s.report.severity)
         if target is None:
             return
-        r.clock = ClockState(
-            stage=r.stage, waiting_for=WAITING_FOR[r.stage], kind=r.policy.clock(r.report.severity),
-            target=target, started_at=self._stage_entered_at, running_since=self._stage_entered_at,
+        s.clock = ClockState(
+            stage=s.stage, waiting_for=WAITING_FOR[s.stage], kind=s.policy.clock(s.report.severity),
+            target=target, started_at=s.stage_entered_at, running_since=s.stage_entered_at,
         )
         self._plan()
 
     def _plan(self) -> None:
         """Schedule the warnings, the deadline and the ladder of a running clock."""
-        clock, policy = self._r.clock, self._r.policy
-        assert clock is not None and policy is not None and clock.running_since is not None
+        clock, policy = self._running()
+        assert clock.running_since is not None
         offsets = [clock.target - clock.consumed]
         fractions = [f for f in policy.warn_at if f"warning-{f}" not in clock.fired and clock.target * f > clock.consumed]
         offsets += [clock.target * f - clock.consumed for f in fractions]
         if clock.kind == "calendar":
             self._planned(fractions, [clock.running_since + o for o in offsets])
         else:
-            # Business hours need the time-zone database: a local activity.
             clock.upcoming = []
-            self._effects.insert(0, ("clock", "advance"))
-            self._pending_plan = (fractions, offsets)
+            self.pb.queue(PlanBusinessClock(tuple(fractions), tuple(offsets)), first=True)
 
     def _planned(self, fractions: list[float], instants: list[datetime]) -> None:
-        clock, policy = self._r.clock, self._r.policy
-        assert clock is not None and policy is not None
+        clock, policy = self._running()
         due, warnings = instants[0], instants[1:]
         clock.due_at = due
         upcoming = [ClockEvent(at=at, kind="warning", fraction=f) for f, at in zip(fractions, warnings)]
-        at = max(due, workflow.now()) if clock.breached else due
+        at = max(due, self.pb.now()) if clock.breached else due
         ladder = policy.ladder
         for repeat in range(ladder.repeats + 1):
             for n, level in enumerate(ladder.levels):
@@ -68,116 +78,131 @@ class SlaClock:
                 upcoming.append(ClockEvent(at=at, kind="escalation", level=level.level, repeat=repeat,
                                            target=level.target))
         clock.upcoming = sorted((e for e in upcoming if e.key not in clock.fired), key=lambda e: e.at)
-        self._publish()
+        self.pb.publish()
 
-    def _pause_clock(self) -> None:
+    def pause(self) -> None:
         """Waiting on the customer: the clock stands still until they answer."""
-        clock, policy = self._r.clock, self._r.policy
+        clock, policy = self.pb.s.clock, self.pb.s.policy
         if clock is None or policy is None or not policy.pause_while_waiting_on_customer:
             return
         if clock.running_since is None:
             return
-        now = workflow.now()
+        now = self.pb.now()
         if clock.kind == "calendar":
             clock.consumed += now - clock.running_since
         else:
-            self._effects.insert(0, ("clock", f"consume|{clock.running_since.isoformat()}|{now.isoformat()}"))
+            self.pb.queue(ConsumeBusinessTime(clock.running_since, now), first=True)
         clock.running_since, clock.paused_since = None, now
         clock.due_at, clock.upcoming = None, []
-        self._r.record(now, "clock_paused", CLOCK, None, f"{clock.waiting_for} clock paused: waiting on the customer")
+        self.pb.record("clock_paused", CLOCK, None, f"{clock.waiting_for} clock paused: waiting on the customer")
 
-    def _resume_clock(self) -> None:
-        clock = self._r.clock
+    def resume(self) -> None:
+        clock = self.pb.s.clock
         if clock is None or clock.paused_since is None:
             return
-        now = workflow.now()
+        now = self.pb.now()
         clock.paused_total += now - clock.paused_since
-        self._r.paused_total += now - clock.paused_since
-        self._r.record(now, "clock_resumed", CLOCK, None,
-                       f"{clock.waiting_for} clock running again after {human(now - clock.paused_since)} paused")
+        self.pb.s.paused_total += now - clock.paused_since
+        self.pb.record("clock_resumed", CLOCK, None,
+                       f"{clock.waiting_for} clock running again after {duration(now - clock.paused_since)} paused")
         clock.paused_since, clock.running_since = None, now
         self._plan()
 
-    async def _clock_effect(self, what: str) -> None:
-        r = self._r
-        clock = r.clock
-        if clock is None or r.policy is None:
-            return
-        hours = r.policy.business_hours
-        if what == "advance":
-            if clock.running_since is None:
-                return
-            fractions, offsets = self._pending_plan
-            instants = await workflow.execute_local_activity(
-                "business_clock_advance", AdvanceRequest(hours=hours, start=clock.running_since, offsets=offsets),
-                result_type=list[datetime], start_to_close_timeout=timedelta(seconds=10),
-            )
-            self._planned(fractions, instants)
-        elif what.startswith("consume|"):
-            _, start, end = what.split("|")
-            start_at, end_at = datetime.fromisoformat(start), datetime.fromisoformat(end)
-            used = await workflow.execute_local_activity(
-                "business_clock_elapsed", ElapsedRequest(hours=hours, start=start_at, end=end_at),
-                result_type=timedelta, start_to_close_timeout=timedelta(seconds=10),
-            )
-            clock.consumed += used
+    # ------------------------------------------------------------ effects of the business clock
 
-    def _event_summary(self, event: ClockEvent) -> str:
-        clock = self._r.clock
-        assert clock is not None
+    async def plan_business(self, effect: PlanBusinessClock) -> None:
+        clock, policy = self.pb.s.clock, self.pb.s.policy
+        if clock is None or policy is None or clock.running_since is None:
+            return
+        instants = await workflow.execute_local_activity(
+            "business_clock_advance",
+            AdvanceRequest(hours=policy.business_hours, start=clock.running_since, offsets=list(effect.offsets)),
+            result_type=list[datetime], start_to_close_timeout=LOCAL,
+        )
+        self._planned(list(effect.fractions), instants)
+
+    async def consume_business(self, effect: ConsumeBusinessTime) -> None:
+        clock, policy = self.pb.s.clock, self.pb.s.policy
+        if clock is None or policy is None:
+            return
+        used = await workflow.execute_local_activity(
+            "business_clock_elapsed",
+            ElapsedRequest(hours=policy.business_hours, start=effect.start, end=effect.end),
+            result_type=timedelta, start_to_close_timeout=LOCAL,
+        )
+        clock.consumed += used
+
+    # ------------------------------------------------------------ firing
+
+    def next_event(self) -> ClockEvent | None:
+        clock = self.pb.s.clock
+        return min(clock.upcoming, key=lambda e: e.at) if clock and clock.upcoming else None
+
+    def summary(self, event: ClockEvent) -> str:
+        clock, _ = self._running()
         if event.kind == "warning":
             return f"warn at {int((event.fraction or 0) * 100)}% of the {clock.waiting_for} deadline ({clock.kind} clock)"
         return f"{clock.waiting_for}: escalate to level {event.level} ({event.target})"
 
-    async def _fire(self, event: ClockEvent) -> None:
-        r = self._r
-        clock = r.clock
-        assert clock is not None and clock.due_at is not None
+    async def fire(self, event: ClockEvent) -> None:
+        pb, s = self.pb, self.pb.s
+        clock, _ = self._running()
+        assert clock.due_at is not None
         clock.upcoming = [e for e in clock.upcoming if e is not event]
         clock.fired.append(event.key)
-        now = workflow.now()
+        now = pb.now()
         if event.kind == "warning":
-            r.record(now, "warning", CLOCK, None,
-                     f"{int((event.fraction or 0) * 100)}% of the {clock.waiting_for} deadline used; "
-                     f"due {clock.due_at:%Y-%m-%d %H:%M} UTC")
-            self._publish()
+            pb.record("warning", CLOCK, None,
+                      f"{int((event.fraction or 0) * 100)}% of the {clock.waiting_for} deadline used; "
+                      f"due {clock.due_at:%Y-%m-%d %H:%M} UTC")
+            pb.publish()
             await self._page(event, "owner")
             return
         clock.breached = True
-        r.escalation_level = event.level or 0
-        metrics.breached(r.report, str(clock.stage), r.escalation_level)
-        overdue = human(now - clock.due_at)
+        s.escalation_level = event.level or 0
+        metrics.breached(s.report, str(clock.stage), s.escalation_level)
         repeat = f", repeat {event.repeat}" if event.repeat else ""
-        r.record(now, "escalate", CLOCK, None,
-                 f"{clock.waiting_for} overdue by {overdue}: escalated to level {event.level} ({event.target}{repeat})")
-        self._publish()
+        pb.record("escalate", CLOCK, None,
+                  f"{clock.waiting_for} overdue by {duration(now - clock.due_at)}: escalated to level {event.level} "
+                  f"({event.target}{repeat})")
+        pb.publish()
         await self._page(event, event.target or "owner")
 
+    def target(self, name: str) -> PageTarget:
+        s = self.pb.s
+        _, policy = self._running()
+        if name != "owner":
+            return policy.targets[name]
+        owner = s.report.owner
+        if owner:
+            return PageTarget(name=owner.name, email=str(owner.email))
+        return policy.targets.get("owner") or PageTarget(name="Customer care", email=None)
+
     async def _page(self, event: ClockEvent, target_name: str) -> None:
-        r = self._r
-        clock, policy = r.clock, r.policy
-        assert clock is not None and policy is not None and clock.due_at is not None
-        if target_name == "owner":
-            owner = r.report.owner
-            target = PageTarget(name=owner.name, email=str(owner.email)) if owner else None
-            target = target or policy.targets.get("owner") or PageTarget(name="Customer care", email=None)
-        else:
-            target = policy.targets[target_name]
+        pb, s = self.pb, self.pb.s
+        clock, _ = self._running()
+        assert clock.due_at is not None
+        target = self.target(target_name)
         request = PageRequest(
-            idempotency_key=f"{r.workflow_id}/{clock.stage}/{event.key}",
+            idempotency_key=f"{s.workflow_id}/{clock.stage}/{event.key}",
             kind=event.kind, level=event.level, repeat=event.repeat, fraction=event.fraction,
             target_name=target.name, email=target.email, webhook_url=target.webhook_url, format=target.format,
-            routing_key=target.routing_key, incident=r.workflow_id, customer_id=r.report.customer.customer_id,
-            severity=str(r.report.severity), stage=str(clock.stage), waiting_for=clock.waiting_for,
-            due_at=clock.due_at, overdue=human(workflow.now() - clock.due_at) if event.kind == "escalation" else "",
-            what_happened=r.report.what_happened,
+            routing_key=target.routing_key, incident=s.workflow_id, customer_id=s.report.customer.customer_id,
+            severity=str(s.report.severity), stage=str(clock.stage), waiting_for=clock.waiting_for,
+            due_at=clock.due_at, overdue=duration(pb.now() - clock.due_at) if event.kind == "escalation" else "",
+            what_happened=s.report.what_happened,
         )
         what = "warning" if event.kind == "warning" else f"level {event.level} page"
-        try:
-            sent = await workflow.execute_activity(
-                "page", request, result_type=str, summary=f"{what} to {target.name}", **WEBHOOK_OPTIONS,
-            )
-            r.record(workflow.now(), "paged", SYSTEM, None, f"{what} to {target.name} by {sent}")
-        except ActivityError as err:
-            r.record(workflow.now(), "page_failed", SYSTEM, None, f"{what} to {target.name} failed: {failure_reason(err)}")
-        self._publish()
+        await send_page(pb, request, f"{what} to {target.name}")
+
+
+async def send_page(pb: Playbook, request: PageRequest, what: str) -> None:
+    """Page someone by the channels the request names; the outcome goes into the timeline."""
+    try:
+        sent = await workflow.execute_activity(
+            "page", request, result_type=str, summary=what, **WEBHOOK_OPTIONS,
+        )
+        pb.record("paged", SYSTEM, None, f"{what} by {sent}")
+    except ActivityError as err:
+        pb.record("page_failed", SYSTEM, None, f"{what} failed: {failure_reason(err)}")
+    pb.publish()

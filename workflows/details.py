@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows.contracts import Snapshot
-from workflows.recovery import money
-from workflows.sla import human
+from workflows.snapshot import Snapshot
+from workflows.formatting import duration, money
 
 
 def current_details(s: Snapshot, now: datetime) -> str:
@@ -27,9 +26,9 @@ def current_details(s: Snapshot, now: datetime) -> str:
                      f"waiting on the customer")
     if s.deadline:
         left = s.deadline.due_at - now
-        when = f"due in {human(left)}" if left.total_seconds() >= 0 else f"overdue by {human(-left)}"
+        when = f"due in {duration(left)}" if left.total_seconds() >= 0 else f"overdue by {duration(-left)}"
         if left.total_seconds() < 0:
-            line = f"**Next:** {s.deadline.waiting_for} overdue by {human(-left)}"
+            line = f"**Next:** {s.deadline.waiting_for} overdue by {duration(-left)}"
         else:
             line = f"**Next:** {s.deadline.waiting_for}, {when}"
         line += f" ({s.deadline.due_at:%Y-%m-%d %H:%M} UTC, {s.clock.kind if s.clock else 'calendar'} clock)"

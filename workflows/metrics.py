@@ -12,7 +12,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contracts import IncidentReport
+    from workflows.inputs import IncidentReport
 
 
 def _labels(report: IncidentReport) -> dict[str, str]:

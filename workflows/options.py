@@ -9,11 +9,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contracts import (
-        Actor,
-        RemedyItemState,
-        Role,
-    )
+    from workflows.inputs import Actor, Role
+    from workflows.snapshot import RemedyItemState
 
 SYSTEM = Actor(name="amends", role=Role.SYSTEM)
 CLOCK = Actor(name="clock", role=Role.SYSTEM)

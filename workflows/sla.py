@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from workflows.contracts import Severity
+from workflows.inputs import Severity
 from workflows.stages import Stage
 
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*(?:(\d+)\s*s)?\s*$")
@@ -76,6 +76,13 @@ class BusinessHours(Strict):
     def _zone(cls, zone: str) -> str:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+        from temporalio import workflow
+
+        # The time-zone database is read where the policy file is loaded (the
+        # worker), never in workflow code: an incident decoding its recorded
+        # policy a year later must not depend on today's tz data.
+        if workflow.in_workflow():
+            return zone
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -165,22 +172,6 @@ WAITING_FOR: dict[Stage, str] = {
     Stage.FULFILLED: "closing",
     Stage.CLOSED: "post-mortem",
 }
-
-
-def human(delta: timedelta) -> str:
-    """'3 d', '2.5 h', '45 min', '20 s'."""
-    seconds = abs(delta.total_seconds())
-
-    def short(value: float, unit: str) -> str:
-        return f"{value:.1f}".rstrip("0").rstrip(".") + f" {unit}"
-
-    if seconds >= 86400:
-        return short(seconds / 86400, "d")
-    if seconds >= 3600:
-        return short(seconds / 3600, "h")
-    if seconds >= 60:
-        return f"{int(seconds // 60)} min"
-    return f"{int(seconds)} s"
 
 
 # ---------------------------------------------------------------- the business clock

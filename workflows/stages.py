@@ -28,10 +28,6 @@ class Stage(StrEnum):
     POSTMORTEM_DONE = "postmortem_done"
     ANNIVERSARY = "anniversary"
 
-    @property
-    def order(self) -> int:
-        return list(Stage).index(self)
-
 
 # Stages from which nothing that changes the customer-facing outcome may
 # happen: "once it is closed, it is over" (playbook, stage 6).
@@ -110,11 +106,6 @@ def sources(step: Step) -> tuple[Stage, ...]:
 
 def steps_from(stage: Stage) -> list[Step]:
     return [s for s in STEPS if stage in sources(s)]
-
-
-def allowed_steps(stage: Stage, *, by: str | None = "human") -> list[str]:
-    """Triggers allowed now, in table order, optionally only those taken by ``by``."""
-    return list(dict.fromkeys(s.trigger for s in steps_from(stage) if by is None or s.by == by))
 
 
 def step_for(stage: Stage, trigger: str) -> Step | None:

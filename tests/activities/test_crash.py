@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import AGENT, CUSTOMER, paid_intent, report
 from tests.workflows.test_guards import take, wait_for
 from workflows.client import AmendsClient
-from workflows.contracts import AcceptInput, RemedyProposal
+from workflows.inputs import AcceptInput, RemedyProposal
 from workflows.stages import Stage
 
 ROUNDS = 20

@@ -10,7 +10,8 @@ from temporalio.exceptions import ApplicationError
 from activities.notices import MailSettings, render
 from tests.helpers import mail_to, text_of, AGENT, EVERY_STAFF_NAME, report
 from workflows.client import AmendsClient
-from workflows.contracts import ApologyInput, Contact, Notice
+from workflows.inputs import ApologyInput, Contact
+from workflows.payloads import Notice
 
 
 def notice(kind: str, **context) -> Notice:

@@ -11,10 +11,12 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.payments import PaymentActivities
-from tests.helpers import mail_to, text_of, AGENT, CUSTOMER, paid_intent, report
+from tests.helpers import AGENT, CUSTOMER, keep_history, mail_to, paid_intent, report, text_of
 from tests.workflows.test_guards import STEP_INPUTS, take, wait_for
 from workflows.client import AmendsClient
-from workflows.contracts import AcceptInput, Money, RefundRequest, RemedyProposal
+from workflows.inputs import AcceptInput, RemedyProposal
+from workflows.money import Money
+from workflows.payloads import RefundRequest
 from workflows.incident import IncidentRecovery
 from worker.main import WORKFLOW_RUNNER, activities_for
 from workflows.stages import Stage
@@ -123,5 +125,6 @@ async def test_a_failed_refund_notifies_the_owner_and_opens_renegotiation(ts_env
     assert "renegotiate" in snap.allowed_steps
     [page] = await mail_to(mail_sink, rep.owner.email, "fulfilment_failed")
     assert "Money back is always on the table" in text_of(page)
+    await keep_history(amends.handle(key), "refund_failed")
     snap = await amends.renegotiate(key, STEP_INPUTS["renegotiate"])
     assert snap.stage == Stage.NEEDS_GATHERED and snap.refundable_left == 8_000

@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers import AGENT, report
 from workflows.client import AmendsClient, summary, workflow_id
-from workflows.contracts import ApologyInput
+from workflows.inputs import ApologyInput
 
 ROW = 'tr[data-testid="workflows-summary-configurable-table-row"]'
 COUNT = '[data-testid="workflow-count"]'

@@ -24,7 +24,7 @@ from worker.config import connect
 from worker.main import build_worker
 from worker.metrics import MetricsBindError, prometheus_runtime
 from workflows.client import AmendsClient
-from workflows.contracts import ApologyInput, RemedyProposal
+from workflows.inputs import ApologyInput, RemedyProposal
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from tests.workflows.test_guards import WALK, assert_refused, take, wait_for
 from temporalio.client import WorkflowUpdateFailedError
 
 from workflows.client import AmendsClient
-from workflows.contracts import CompleteActionInput, FlagInput, PostmortemInput
+from workflows.inputs import CompleteActionInput, FlagInput, PostmortemInput
 from workflows.stages import Stage
 
 

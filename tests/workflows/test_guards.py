@@ -7,14 +7,14 @@ from datetime import date, timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from tests.helpers import AGENT, CUSTOMER, DIRECTOR, MANAGER, history_kinds, paid_intent, settled, report
+from tests.helpers import AGENT, CUSTOMER, DIRECTOR, MANAGER, history_kinds, keep_history, paid_intent, report, settled
 from workflows.client import AmendsClient, StepRefused
-from workflows.contracts import (
+from workflows.inputs import (
     AcceptInput,
-    CompleteActionInput,
     ApologyInput,
     ApprovalInput,
     CloseInput,
+    CompleteActionInput,
     DeclineInput,
     FlagInput,
     FulfilmentConfirmation,
@@ -210,6 +210,8 @@ async def test_approval_is_needed_above_the_proposers_limit(amends, stripe):
     assert snap.stage == Stage.REMEDY_AGREED
     approval = next(e for e in snap.timeline if e.step == "approve_remedy")
     assert approval.by == DIRECTOR and "limit 100000.00 USD" in approval.detail
+    await settled(amends.handle(key))
+    await keep_history(amends.handle(key), "approval_and_refund")
 
 
 async def test_declined_proposal_returns_to_listening_and_is_kept(amends):

@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from tests.helpers import text_of, AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, history_kinds, history_length, keep_history, paid_intent, recorded_search_attributes, report
 from workflows.client import AmendsClient
-from workflows.contracts import (
+from workflows.inputs import (
     AcceptInput,
-    CompleteActionInput,
     ApologyInput,
     CloseInput,
+    CompleteActionInput,
     FulfilmentConfirmation,
     NeedsInput,
     PostmortemInput,
@@ -81,13 +81,17 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
     assert recorded["CustomerId"] == rep.customer.customer_id
     assert "StageDeadline" not in recorded  # nothing left to wait for
 
-    # After the post-mortem the incident continued as new, carrying its milestones only.
+    # After the post-mortem the incident continued as new, carrying its whole state: every
+    # milestone in order, and the steps between them (needs, proposals) as well.
     assert final.phase == "anniversary"
     steps = [e.step for e in final.timeline]
-    assert steps == [
+    milestones = [
         "detected", "apologise", "accept_remedy", "fulfil", "close", "record_postmortem", "complete_action",
         "anniversary",
     ]
+    assert [s for s in steps if s in milestones] == milestones
+    assert {"record_needs", "propose_remedy", "refund"} <= set(steps)
+    assert final.needs and final.remedies[0].accepted_by is not None
     assert final.refunded_total == 3_000 and final.remedy_summary[0] == "a refund of 30.00 USD"
     assert (await history_kinds(handle))[0] == "workflow_execution_started"
     assert await history_length(handle) < 40  # the year is spent on a short history

@@ -10,11 +10,11 @@ from temporalio.worker import Worker
 
 from activities.webhooks import verify
 from tests.conftest import WEBHOOK_SECRET
-from tests.helpers import AGENT, CUSTOMER, MANAGER, mail_to, paid_intent, recorded_search_attributes, report, text_of
+from tests.helpers import AGENT, CUSTOMER, MANAGER, keep_history, mail_to, paid_intent, recorded_search_attributes, report, text_of
 from tests.workflows.test_guards import STEP_INPUTS, take, wait_for
 from worker.main import WORKFLOW_RUNNER, activities_for
 from workflows.client import AmendsClient
-from workflows.contracts import AcceptInput, FlagInput, FulfilmentConfirmation, RemedyProposal
+from workflows.inputs import AcceptInput, FlagInput, FulfilmentConfirmation, RemedyProposal
 from workflows.incident import IncidentRecovery
 from workflows.stages import Stage
 
@@ -72,6 +72,7 @@ async def test_coupons_are_created_in_stripe_with_deterministic_ids(amends, stri
     await amends.close(key, STEP_INPUTS["close"])
     [closing] = await mail_to(mail_sink, snap.report.customer.email, "closing")
     assert ids[0] in text_of(closing) and ids[1] in text_of(closing)
+    await keep_history(amends.handle(key), "coupons_closed")
 
 
 async def test_waived_balance_is_a_signed_work_order_to_billing(amends, webhook_sink):
@@ -150,6 +151,7 @@ async def test_red_flag_reaches_the_crm_and_never_the_customer(amends, webhook_s
     await amends.propose_remedy(key, STEP_INPUTS["propose_remedy"])
     for message in await mail_to(mail_sink, rep.customer.email, count=2):
         assert "flag" not in text_of(message).lower() and "threatened" not in text_of(message)
+    await keep_history(amends.handle(key), "red_flag")
 
 
 async def test_a_rejected_work_order_pages_the_owner_and_opens_renegotiation(ts_env, settings, webhook_sink, mail_sink):
@@ -172,6 +174,7 @@ async def test_a_rejected_work_order_pages_the_owner_and_opens_renegotiation(ts_
         assert "renegotiate" in snap.allowed_steps and "confirm_fulfilment" not in snap.allowed_steps
         snap = await amends.renegotiate(key, STEP_INPUTS["renegotiate"])
         assert snap.stage == Stage.NEEDS_GATHERED
+        await keep_history(amends.handle(key), "work_order_rejected_renegotiated")
 
 
 async def test_a_repeated_update_id_has_one_effect(amends):

@@ -25,6 +25,10 @@ def test_histories_are_stored():
         # The same incident's year, recorded before and after the anniversary gift
         # was added behind workflow.patched("anniversary-gift"): both must replay.
         "anniversary_before_gift", "anniversary_with_gift",
+        # The paths a year-long incident may be sleeping on: the business-hours clock, an
+        # approval, a decline, a red flag, coupons, a work order and the failure paths.
+        "business_clock_decline", "approval_and_refund", "red_flag", "coupons_closed",
+        "work_order_rejected_renegotiated", "refund_failed",
     }
 
 

@@ -14,7 +14,7 @@ from tests.helpers import AGENT, CUSTOMER, keep_history, mail_to, recorded_searc
 from tests.workflows.test_guards import STEP_INPUTS, take
 from worker.config import load_policy
 from workflows.client import AmendsClient
-from workflows.contracts import ApologyInput, DeclineInput
+from workflows.inputs import ApologyInput, DeclineInput
 from workflows.sla import BusinessHours, SlaPolicy, advance, elapsed
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -219,3 +219,4 @@ async def test_a_business_clock_pauses_and_resumes_in_business_time(settings):
         # 22 business hours from Tuesday 12:00: 5 h Tuesday, 8 h Wednesday, 8 h Thursday, 1 h Friday.
         friday_10 = monday + timedelta(days=4)
         assert abs(snap.deadline.due_at - friday_10) < timedelta(seconds=2)
+        await keep_history(amends.handle(key), "business_clock_decline")

@@ -10,7 +10,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from tests.helpers import AGENT, CUSTOMER, paid_intent, report
 from tests.workflows.test_guards import take, wait_for
 from workflows.client import AmendsClient, summary
-from workflows.contracts import AcceptInput, RemedyProposal
+from workflows.inputs import AcceptInput, RemedyProposal
 from workflows.converter import data_converter
 
 

@@ -1,0 +1,203 @@
+"""The public contract: what backends send to open an incident and to take each step.
+
+These models travel as plain JSON (``pydantic_data_converter``), so a Go or
+Java backend, or the ``temporal`` CLI, can send them; ``amends schema`` writes
+their JSON Schema for other languages. Money is integer minor units plus an
+ISO 4217 code; times are timezone-aware UTC. Change them only compatibly.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+
+import email_validator  # noqa: F401  (loaded now, not lazily inside the workflow sandbox)
+from pydantic import EmailStr, Field, model_validator
+
+from workflows.basics import Contract, IncidentKey, Text, UtcDatetime
+from workflows.money import Money
+from workflows.remedies import RemedyItem
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Category(StrEnum):
+    LATE_DELIVERY = "late_delivery"
+    DAMAGED = "damaged"
+    WRONG_ITEM = "wrong_item"
+    BOTCHED_JOB = "botched_job"
+    MISCOMMUNICATION = "miscommunication"
+    RUDE_EXCHANGE = "rude_exchange"
+    BILLING_ERROR = "billing_error"
+    OTHER = "other"
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    MANAGER = "manager"
+    DIRECTOR = "director"
+    CUSTOMER = "customer"
+    BACKEND = "backend"
+    SYSTEM = "system"
+
+
+class Actor(Contract):
+    """Who took a step. Internal only: never shown to the customer."""
+
+    name: str = Field(min_length=1, max_length=200)
+    role: Role = Role.AGENT
+
+
+class Customer(Contract):
+    customer_id: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    phone: str | None = None
+
+
+class Order(Contract):
+    order_id: str = Field(min_length=1, max_length=200)
+    amount_paid: Money
+    payment_reference: str | None = Field(
+        default=None,
+        description="Stripe charge (ch_…) or payment intent (pi_…) that refunds go back to.",
+    )
+
+
+class Contact(Contract):
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+
+
+class ApprovalLimits(Contract):
+    """Most money each role may promise without a higher role's approval (minor units)."""
+
+    agent: int = Field(default=5_000, ge=0)
+    manager: int = Field(default=50_000, ge=0)
+    director: int = Field(default=10_000_000, ge=0)
+
+    def limit(self, role: Role) -> int:
+        return {Role.AGENT: self.agent, Role.MANAGER: self.manager, Role.DIRECTOR: self.director}.get(role, 0)
+
+
+class IncidentReport(Contract):
+    """What a backend sends to open an incident."""
+
+    incident_key: IncidentKey
+    customer: Customer
+    order: Order
+    category: Category
+    severity: Severity
+    what_happened: Text = Field(description="What went wrong, in plain words; shown to the customer.")
+    impact: Text = Field(description="What it did to the customer; shown to the customer.")
+    detected_at: UtcDatetime
+    owner: Contact | None = Field(default=None, description="Who is answerable internally; stalls escalate to them.")
+    staff_involved: list[str] = Field(
+        default_factory=list,
+        description="Staff connected with the failure: kept internal and removed from every customer notice.",
+    )
+    approval_limits: ApprovalLimits = Field(default_factory=ApprovalLimits)
+    anniversary_after_days: int = Field(default=365, ge=1, le=3660)
+    anniversary_gift: Money | None = Field(
+        default=None, description="A small gift with the anniversary note (a coupon); never for a red-flagged account.",
+    )
+
+    @model_validator(mode="after")
+    def _gift_in_the_orders_currency(self) -> "IncidentReport":
+        gift, currency = self.anniversary_gift, self.order.amount_paid.currency
+        if gift is not None and gift.currency != currency:
+            raise ValueError(f"anniversary_gift.currency: must be the order's currency {currency}, not {gift.currency}")
+        return self
+
+
+
+class StepInput(Contract):
+    by: Actor
+    channel: str = Field(default="agent", max_length=50, description="email, phone, chat, backend, …")
+
+
+class ApologyInput(StepInput):
+    pass
+
+
+class NeedsInput(StepInput):
+    needs: Text = Field(description="What the customer needs, in their own words.")
+
+
+class RemedyProposal(StepInput):
+    items: list[RemedyItem] = Field(min_length=1, max_length=20)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ApprovalInput(StepInput):
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class AcceptInput(StepInput):
+    on_behalf_of_customer: bool = Field(
+        default=False, description="An agent records the customer's yes (say which channel they said it on)."
+    )
+
+
+class DeclineInput(StepInput):
+    reason: Text
+
+
+class FulfilmentConfirmation(StepInput):
+    item_id: str = Field(min_length=1, max_length=100)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class RenegotiateInput(StepInput):
+    reason: Text
+
+
+class CloseInput(StepInput):
+    summary: str | None = Field(default=None, max_length=2000, description="Internal note on the outcome.")
+
+
+class SystemCondition(StrEnum):
+    """Where blame lands: on the system, never on a person (playbook, stage 7)."""
+
+    PROCESS = "process"
+    TOOLING = "tooling"
+    COMMUNICATION = "communication"
+    SUPPLIER = "supplier"
+    TRAINING = "training"
+    CAPACITY = "capacity"
+    OTHER = "other"
+
+
+class ContributingFactor(Contract):
+    condition: Text = Field(description="A condition of the system, e.g. 'labels are printed by hand'.")
+    kind: SystemCondition
+
+
+class PreventiveAction(Contract):
+    action: Text = Field(description="What will stop it happening again.")
+    owner: Contact
+    due: date = Field(description="The day it is due; reminders start the day after.")
+
+
+class PostmortemInput(StepInput):
+    """A structured, blameless post-mortem."""
+
+    what_happened: Text
+    root_cause_category: SystemCondition
+    root_cause: Text = Field(description="A condition of the system (process, tooling, supplier), not a person.")
+    contributing_factors: list[ContributingFactor] = Field(default_factory=list)
+    preventive_actions: list[PreventiveAction] = Field(min_length=1)
+
+
+class CompleteActionInput(StepInput):
+    action_id: str = Field(min_length=1, max_length=50, description="e.g. action-1, from the snapshot.")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+
+class FlagInput(StepInput):
+    reason: Text

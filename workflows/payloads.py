@@ -1,0 +1,96 @@
+"""What the workflow hands its activities, and what they answer: internal, free to change with care."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from workflows.inputs import Contact
+from workflows.money import Money
+
+class PageRequest(BaseModel):
+    """A warning or an escalation page, sent by email and signed webhook."""
+
+    idempotency_key: str = Field(description="Incident, stage, level and repeat: one page each.")
+    kind: Literal["warning", "escalation", "reminder", "action_overdue"]
+    level: int | None = None
+    repeat: int = 0
+    fraction: float | None = None
+    action: str | None = None
+    target_name: str
+    email: str | None = None
+    webhook_url: str | None = None
+    format: Literal["amends", "slack", "pagerduty"] = "amends"
+    routing_key: str | None = None
+    incident: str
+    customer_id: str
+    severity: str
+    stage: str
+    waiting_for: str
+    due_at: datetime
+    overdue: str = ""
+    what_happened: str
+
+
+# ---------------------------------------------------------------- activity payloads
+
+
+class Notice(BaseModel):
+    """A message the notices activity renders and sends."""
+
+    kind: str
+    audience: Literal["customer", "internal"]
+    to: Contact | None = Field(default=None, description="None: the worker's configured care address.")
+    message_id: str = Field(description="Stable per incident and notice, so a retried send is recognisable.")
+    context: dict
+    redact: list[str] = Field(default_factory=list, description="Names that must not reach a customer.")
+
+
+class RefundRequest(BaseModel):
+    idempotency_key: str
+    incident_workflow_id: str
+    item_id: str
+    payment_reference: str
+    amount: Money
+    amount_paid: Money
+    reason: str
+
+
+class RefundResult(BaseModel):
+    refund_id: str
+    amount: Money
+    status: str
+    reused: bool = False
+
+
+class CouponRequest(BaseModel):
+    coupon_id: str = Field(description="Deterministic: the workflow id and item; also the idempotency key.")
+    incident_workflow_id: str
+    item_id: str
+    amount_off: Money | None = None
+    percent_off: int | None = None
+    redeem_by: datetime
+
+
+class CouponResult(BaseModel):
+    coupon_id: str
+    reused: bool = False
+
+
+class WebhookRequest(BaseModel):
+    target: str = Field(description="work_orders, billing, notices, crm or escalations")
+    event: str
+    idempotency_key: str
+    payload: dict
+    # A target that is not configured: fail (work orders must reach someone)
+    # or skip quietly (optional copies such as notice webhooks).
+    required: bool = True
+
+
+class WebhookReceipt(BaseModel):
+    delivered: bool
+    status: int | None = None
+    reference: str | None = None
+    detail: str = ""

@@ -1,0 +1,105 @@
+"""The incident at work: its state, the machine that moves it, and the queue of what must happen next.
+
+``Playbook`` is what update handlers and the run loop share. Handlers take a
+step (``advance``), change the state through the step's effect, queue side
+effects and record the step (``recorded``); the run loop performs the
+queued effects through the parts (delivery, the SLA clock, the anniversary)
+that receive this object explicitly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import search
+    from workflows.details import current_details
+    from workflows.effects import Effect
+    from workflows.inputs import Actor, StepInput
+    from workflows.recovery import Recovery
+    from workflows.snapshot import Remedy
+    from workflows.stages import Stage, build_machine
+    from workflows.state import RecoveryState
+
+from workflows.clock import SlaClock
+from workflows.options import SYSTEM
+
+
+class Playbook:
+    def __init__(self, state: RecoveryState) -> None:
+        self.s = state
+        self.r = Recovery(state)
+        build_machine(self.r, initial=state.stage)
+        self.effects: list[Effect] = []
+        self.changes = 0  # bumped on every visible change; the run loop wakes on it
+        self.taking: tuple[str, Stage] | None = None  # the step being taken and the stage it started from
+        self.clock = SlaClock(self)
+
+    @staticmethod
+    def now() -> datetime:
+        return workflow.now()
+
+    def queue(self, effect: Effect, first: bool = False) -> None:
+        if first:
+            self.effects.insert(0, effect)
+        else:
+            self.effects.append(effect)
+
+    # ------------------------------------------------------------ taking steps
+
+    def advance(self, trigger: str) -> None:
+        """Take the step in the machine, before anything else changes.
+
+        The machine checks the table's conditions once more; the validator
+        already did, so a refusal here is a bug, failed before any state moved.
+        """
+        before = self.s.stage
+        if not getattr(self.r, trigger)():
+            raise ApplicationError(f"{trigger}: the state machine refused the step", type="StepRefused")
+        self.taking = (trigger, before)
+
+    def recorded(self, step: StepInput, detail: str) -> None:
+        """Write the step being taken into the timeline, then start the new stage's clock or publish."""
+        assert self.taking is not None
+        trigger, before = self.taking
+        self.taking = None
+        self.record(trigger, step.by, step.channel, detail)
+        if self.s.stage != before:
+            self.enter_stage()
+        else:
+            self.publish()
+
+    def record(self, step: str, by: Actor, channel: str | None, detail: str = "") -> None:
+        self.r.record(self.now(), step, by, channel, detail)
+
+    def fulfil_if_delivered(self, remedy: Remedy) -> bool:
+        """The engine's own step: every item of the agreed remedy is delivered."""
+        if self.s.stage != Stage.REMEDY_AGREED or not self.r.is_delivered():
+            return False
+        self.r.fulfil()  # type: ignore[attr-defined]  # a trigger the machine added
+        remedy.status = "delivered"
+        self.record("fulfil", SYSTEM, None, f"remedy #{remedy.number} delivered in full")
+        self.enter_stage()
+        return True
+
+    # ------------------------------------------------------------ making it visible
+
+    def enter_stage(self) -> None:
+        self.s.escalation_level = 0
+        self.s.clock = None
+        # The clock starts when the stage starts, even if the policy arrives a
+        # moment later (workflow.now() after a local activity differs on replay).
+        self.s.stage_entered_at = self.now()
+        self.clock.start()
+        self.publish()
+
+    def publish(self) -> None:
+        """Make the change visible: search attributes, current details, wake the run loop."""
+        s = self.s
+        self.changes += 1
+        attrs = search.values(s.report, s.stage, s.escalation_level, s.red_flagged, s.clock.due_at if s.clock else None)
+        workflow.upsert_search_attributes([k.value_unset() if v is None else k.value_set(v) for k, v in attrs])
+        workflow.set_current_details(current_details(self.r.snapshot(), self.now()))

@@ -1,0 +1,48 @@
+"""Everything an incident knows, as one typed value.
+
+``RecoveryState`` is internal: the workflow changes it, the ``snapshot``
+query shows a view of it, and continue-as-new carries it whole into the
+year of waiting, so the record of what was offered, approved and accepted
+is never cut short. Backends never send it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from workflows.basics import Contract
+from workflows.inputs import IncidentReport, PostmortemInput
+from workflows.sla import SlaPolicy
+from workflows.snapshot import ActionState, ClockState, MoneyMovement, Remedy, TimelineEntry
+from workflows.stages import Stage
+
+
+class RecoveryState(BaseModel):
+    workflow_id: str
+    report: IncidentReport
+    stage: Stage = Stage.DETECTED
+    phase: Literal["recovery", "anniversary"] = "recovery"
+    stage_entered_at: datetime | None = Field(default=None, description="When the current stage began.")
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    needs: list[str] = Field(default_factory=list)
+    remedies: list[Remedy] = Field(default_factory=list)
+    money_moved: list[MoneyMovement] = Field(default_factory=list)
+    escalation_level: int = 0
+    policy: SlaPolicy | None = Field(default=None, description="The SLA policy the incident opened under.")
+    clock: ClockState | None = None
+    paused_total: timedelta = timedelta(0)
+    flags: list[str] = Field(default_factory=list)
+    red_flagged: bool = False
+    closed_at: datetime | None = None
+    postmortem: PostmortemInput | None = None
+    actions: list[ActionState] = Field(default_factory=list)
+    anniversary_gift_code: str | None = None
+
+
+class ContinuedIncident(Contract):
+    """The input of the incident's second run (continue-as-new); backends never send it."""
+
+    state: RecoveryState
