@@ -6,43 +6,48 @@ Starts, in order, and waits for each to listen before going on:
    directory, with amends' search attributes registered, so incidents
    survive a restart;
 2. localstripe, a stateful Stripe fake, keeping its store in the data
-   directory too;
+   directory too (``worker.stripe_fake``);
 3. an SMTP sink, in this process, keeping every message as a ``.eml`` file;
 4. the amends worker, in this process, serving Prometheus metrics on
    127.0.0.1:9464 (``--metrics-port``; docs/metrics.md).
 
 One SIGINT (Ctrl-C) or SIGTERM stops everything in reverse order: the
 worker first (so that nothing polls a server that is going away), then the
-sink, then the child processes, which are terminated and waited for. The
-children run in their own session, so a Ctrl-C in the terminal reaches only
-this process and the shutdown keeps its order; on Linux they are also asked
-to die with it (``PR_SET_PDEATHSIG``) should this process be killed outright.
-
-SQLite: ``journal_mode=wal`` and ``synchronous=normal`` make the dev server
-about 1.7x faster on this kind of workload (measured, design.md); with WAL,
-``normal`` is safe against a killed process, not against power loss, which
-is the right trade for a development runtime.
+sink, then the child processes, which are terminated and waited for
+(``worker.processes``: why a Ctrl-C reaches only this process, and why the
+children die with it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
-import errno
-import logging
-import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-log = logging.getLogger("amends.dev")
+from worker import stripe_fake
+from worker.processes import (
+    READY_TIMEOUT,
+    STOP_TIMEOUT,
+    Child,
+    DevError,
+    listening,
+    port_in_use,
+    spawn,
+    wait_for_port,
+)
+from worker.stripe_fake import localstripe_main
+
+# Callers import the dev runtime from here, whichever module each part lives in.
+__all__ = [
+    "BIN", "READY_TIMEOUT", "SQLITE_PRAGMAS", "STOP_TIMEOUT", "Child", "DevError", "DevPorts", "DevRuntime",
+    "listening", "localstripe_command", "localstripe_main", "port_in_use", "run", "serve", "spawn",
+    "temporal_command", "wait_for_port",
+]
 
 BIN = Path(sys.executable).parent
 # Measured with bench/throughput.py (60 full incidents, 20 in flight, 2 cores):
@@ -51,8 +56,6 @@ BIN = Path(sys.executable).parent
 # risk of synchronous=normal (losing the last commits on power loss) buys
 # nothing; WAL stays because it lets the Web UI read while the server writes.
 SQLITE_PRAGMAS = ("journal_mode=wal",)
-READY_TIMEOUT = 90.0  # seconds: a first start on a slow 2-core machine creates the SQLite schema
-STOP_TIMEOUT = 20.0  # seconds each child gets to stop after SIGTERM before SIGKILL
 
 @dataclass(frozen=True)
 class DevPorts:
@@ -69,10 +72,6 @@ class DevPorts:
         if self.metrics:
             ports["metrics"] = self.metrics
         return ports
-
-
-class DevError(Exception):
-    """The runtime could not start; the message says why and what to do."""
 
 
 def temporal_command(data_dir: Path, ports: DevPorts) -> list[str]:
@@ -93,138 +92,7 @@ def temporal_command(data_dir: Path, ports: DevPorts) -> list[str]:
 
 
 def localstripe_command(data_dir: Path, ports: DevPorts) -> list[str]:
-    return [sys.executable, "-m", "worker.devserver", "localstripe", str(data_dir / "localstripe.pickle"),
-            "--port", str(ports.stripe)]
-
-
-def localstripe_main(store_path: str, argv: list[str]) -> None:
-    """Run localstripe with its store in ``store_path``.
-
-    localstripe pickles its whole store to /tmp/localstripe.pickle after
-    every write, a path shared by every localstripe on the machine (the
-    tests start their own). Here the store lives in the data directory,
-    beside the incidents whose payments it holds, and is replaced
-    atomically: a torn pickle would stop localstripe from starting again.
-    """
-    import pickle
-
-    from localstripe import resources, server
-
-    def load(store) -> None:
-        try:
-            with open(store_path, "rb") as f:
-                old = pickle.load(f)
-        except FileNotFoundError:
-            return
-        store.clear()
-        store.update(old)
-
-    def dump(store) -> None:
-        tmp = store_path + ".tmp"
-        with open(tmp, "wb") as f:
-            pickle.dump(dict(store), f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, store_path)
-
-    resources.Store.try_load_from_disk = load
-    resources.Store.dump_to_disk = dump
-    sys.argv = ["localstripe", *argv]
-    server.start()
-
-
-# ---------------------------------------------------------------- child processes
-
-_PR_SET_PDEATHSIG = 1
-_libc = None
-if sys.platform.startswith("linux"):
-    with contextlib.suppress(OSError):
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _child_setup(parent: int) -> Callable[[], None]:
-    def setup() -> None:  # runs in the child between fork and exec: nothing fancy here
-        os.setsid()
-        if _libc is not None:
-            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-            if os.getppid() != parent:  # the parent died before prctl took effect
-                os._exit(1)
-
-    return setup
-
-
-@dataclass
-class Child:
-    name: str
-    proc: subprocess.Popen
-    log_path: Path
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(text[-lines:])
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        if self.proc.poll() is None:
-            self._signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0fs; killing it", self.name, timeout)
-                self._signal(signal.SIGKILL)
-                self.proc.wait()
-
-    def _signal(self, sig: int) -> None:
-        # The child leads its own process group; until it is reaped (only
-        # ``proc.wait``/``poll`` here do that) its pid cannot be reused.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, sig)
-
-
-def spawn(name: str, cmd: list[str], log_path: Path, cwd: Path) -> Child:
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_child_setup(os.getpid()),
-        )
-    return Child(name, proc, log_path)
-
-
-# ---------------------------------------------------------------- ports
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError as err:
-            return err.errno == errno.EADDRINUSE
-    return False
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-async def wait_for_port(port: int, what: str, child: Child | None = None, timeout: float = READY_TIMEOUT) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if listening(port):
-            return
-        if child is not None and child.proc.poll() is not None:
-            raise DevError(
-                f"{child.name} exited with code {child.proc.returncode} before listening on port {port}; "
-                f"last lines of {child.log_path}:\n{child.tail()}"
-            )
-        await asyncio.sleep(0.1)
-    raise DevError(f"{what} is not listening on port {port} after {timeout:.0f}s")
+    return stripe_fake.command(data_dir / "localstripe.pickle", ports.stripe)
 
 
 # ---------------------------------------------------------------- the runtime
@@ -451,9 +319,3 @@ async def serve(data_dir: Path, ports: DevPorts, out: Callable[[str], None] = pr
 def run(data_dir: Path, ports: DevPorts, out: Callable[[str], None] = print) -> int:
     return asyncio.run(serve(data_dir, ports, out))
 
-
-if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "localstripe":
-        localstripe_main(sys.argv[2], sys.argv[3:])
-    else:
-        sys.exit("usage: python -m worker.devserver localstripe STORE_PATH [--port PORT]  (use `amends dev`)")
