@@ -12,6 +12,8 @@ run: $(VENV)/.installed-dev
 	$(BIN)/amends dev
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Regenerate what is derived from the code (tests fail when these are stale).

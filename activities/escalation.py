@@ -9,6 +9,8 @@ PagerDuty Events API v2 trigger.
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import activity
 
 from activities.notices import MailSettings, send_email
@@ -28,7 +30,7 @@ def summary(req: PageRequest) -> str:
     return f"{req.incident}: {req.waiting_for} overdue by {req.overdue}, escalated to level {req.level}"
 
 
-def payload(req: PageRequest) -> dict:
+def payload(req: PageRequest) -> dict[str, Any]:
     text = summary(req)
     details = {
         "incident": req.incident, "customer_id": req.customer_id, "severity": req.severity, "stage": req.stage,

@@ -11,17 +11,18 @@ from __future__ import annotations
 import re
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
+from typing import Any
 
 import aiosmtplib
-from pydantic import BaseModel
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.webhooks import WebhookSettings, post
 from workflows.inputs import Contact
-from workflows.payloads import Notice, WebhookReceipt, WebhookRequest
 from workflows.names import name_pattern
+from workflows.payloads import Notice, WebhookReceipt, WebhookRequest
 
 TEMPLATES = Environment(
     loader=PackageLoader("activities", "templates"),
@@ -46,7 +47,7 @@ class MailSettings(BaseModel):
     care: Contact = Contact(name="Customer care", email="care@example.com")
 
 
-def redact(value, pattern: re.Pattern[str] | None):
+def redact(value: Any, pattern: re.Pattern[str] | None) -> Any:
     if pattern is None:
         return value
     if isinstance(value, str):
@@ -148,4 +149,4 @@ async def send_email(s: MailSettings, notice: Notice) -> str:
         start_tls=s.start_tls,
         timeout=20,
     )
-    return message["Message-ID"]
+    return str(message["Message-ID"])

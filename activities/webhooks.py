@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Any
 
 import httpx
 from pydantic import BaseModel
@@ -84,7 +85,12 @@ async def post(settings: WebhookSettings, req: WebhookRequest) -> WebhookReceipt
 
 
 async def send_signed(
-    settings: WebhookSettings, url: str, payload: dict, idempotency_key: str, event: str, target: str = "webhook"
+    settings: WebhookSettings,
+    url: str,
+    payload: dict[str, Any],
+    idempotency_key: str,
+    event: str,
+    target: str = "webhook",
 ) -> WebhookReceipt:
     """POST ``payload`` as signed JSON; 5xx, 408, 425 and 429 raise a retryable error, other 4xx reject."""
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str).encode()

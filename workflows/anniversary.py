@@ -6,8 +6,7 @@ the whole state) and the ``Delivery`` that sends notices and coupons.
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from temporalio import workflow
@@ -21,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.clock import send_page
 from workflows.dispatch import perform
-from workflows.options import CLOCK, REFUND_OPTIONS, SYSTEM, failure_reason
+from workflows.options import CLOCK, REFUND_OPTIONS, SYSTEM, call, failure_reason
 
 if TYPE_CHECKING:
     from workflows.delivery import Delivery
@@ -47,11 +46,11 @@ class Anniversary:
             summary = f"{event[1]}: {event[2].action_id}" if event and event[0] < due else "anniversary note"
             try:
                 await workflow.wait_condition(
-                    lambda: bool(pb.effects) or pb.changes != seen,
+                    pb.moved_since(seen),
                     timeout=max(until - workflow.now(), timedelta(0)) or timedelta(milliseconds=1),
                     timeout_summary=summary,
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             await perform(pb, self.delivery)
             event = self._next_follow_up()
@@ -65,7 +64,7 @@ class Anniversary:
         for action in self.pb.s.actions:
             if action.status != "open" or action.reminders >= 2:
                 continue
-            overdue_from = datetime.combine(action.due + timedelta(days=1), time(0), timezone.utc)
+            overdue_from = datetime.combine(action.due + timedelta(days=1), time(0), UTC)
             if action.reminders == 0:
                 events.append((overdue_from, "reminder", action))
             else:
@@ -92,7 +91,7 @@ class Anniversary:
             webhook_url=target.webhook_url, format=target.format, routing_key=target.routing_key,
             incident=s.workflow_id, customer_id=s.report.customer.customer_id, severity=str(s.report.severity),
             stage=str(s.stage), waiting_for=action.action,
-            due_at=datetime.combine(action.due, time(0), timezone.utc), what_happened=s.report.what_happened,
+            due_at=datetime.combine(action.due, time(0), UTC), what_happened=s.report.what_happened,
         )
         await send_page(pb, request, f"{kind.replace('_', ' ')} to {target.name}")
 
@@ -118,9 +117,8 @@ class Anniversary:
             redeem_by=workflow.now() + timedelta(days=90),
         )
         try:
-            result = await workflow.execute_activity(
-                "create_coupon", request, result_type=CouponResult, summary=f"anniversary gift {gift} via Stripe",
-                **REFUND_OPTIONS,
+            result = await call(
+                "create_coupon", request, CouponResult, REFUND_OPTIONS, f"anniversary gift {gift} via Stripe"
             )
         except ActivityError as err:
             pb.record("gift_failed", SYSTEM, None, f"anniversary gift not made: {failure_reason(err)}")

@@ -14,14 +14,19 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from workflows import search
+from workflows.incident import IncidentRecovery
 from workflows.inputs import IncidentReport, StepInput
 from workflows.snapshot import Snapshot
 from workflows.stages import AFTER_CLOSURE, Stage
-from workflows.incident import IncidentRecovery
 from workflows.steps import REGISTRY, StepSpec
 
 DEFAULT_TASK_QUEUE = "amends"
@@ -71,7 +76,7 @@ class AmendsClient:
         self.task_queue = task_queue
         self.steps = steps
 
-    def handle(self, incident_key: str) -> WorkflowHandle:
+    def handle(self, incident_key: str) -> WorkflowHandle[Any, Snapshot]:
         return self.client.get_workflow_handle(workflow_id(incident_key), result_type=Snapshot)
 
     async def open_incident(self, report: IncidentReport) -> Snapshot:
@@ -126,7 +131,10 @@ class AmendsClient:
         if not isinstance(step, spec.input):
             raise TypeError(f"{name} takes {spec.input.__name__}, not {type(step).__name__}")
         try:
-            return await self.handle(incident_key).execute_update(name, step, id=update_id, result_type=Snapshot)
+            result: Snapshot = await self.handle(incident_key).execute_update(
+                name, step, id=update_id, result_type=Snapshot
+            )
+            return result
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == "StepRefused":

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.sla import WAITING_FOR, AdvanceRequest, ElapsedRequest, PageTarget, SlaPolicy
     from workflows.snapshot import ClockEvent, ClockState
 
-from workflows.options import CLOCK, SYSTEM, WEBHOOK_OPTIONS, failure_reason
+from workflows.options import CLOCK, SYSTEM, WEBHOOK_OPTIONS, call, failure_reason
 
 if TYPE_CHECKING:
     from workflows.playbook import Playbook
@@ -57,7 +57,9 @@ class SlaClock:
         clock, policy = self._running()
         assert clock.running_since is not None
         offsets = [clock.target - clock.consumed]
-        fractions = [f for f in policy.warn_at if f"warning-{f}" not in clock.fired and clock.target * f > clock.consumed]
+        fractions = [
+            f for f in policy.warn_at if f"warning-{f}" not in clock.fired and clock.target * f > clock.consumed
+        ]
         offsets += [clock.target * f - clock.consumed for f in fractions]
         if clock.kind == "calendar":
             self._planned(fractions, [clock.running_since + o for o in offsets])
@@ -69,7 +71,7 @@ class SlaClock:
         clock, policy = self._running()
         due, warnings = instants[0], instants[1:]
         clock.due_at = due
-        upcoming = [ClockEvent(at=at, kind="warning", fraction=f) for f, at in zip(fractions, warnings)]
+        upcoming = [ClockEvent(at=at, kind="warning", fraction=f) for f, at in zip(fractions, warnings, strict=True)]
         at = max(due, self.pb.now()) if clock.breached else due
         ladder = policy.ladder
         for repeat in range(ladder.repeats + 1):
@@ -141,7 +143,8 @@ class SlaClock:
     def summary(self, event: ClockEvent) -> str:
         clock, _ = self._running()
         if event.kind == "warning":
-            return f"warn at {int((event.fraction or 0) * 100)}% of the {clock.waiting_for} deadline ({clock.kind} clock)"
+            percent = int((event.fraction or 0) * 100)
+            return f"warn at {percent}% of the {clock.waiting_for} deadline ({clock.kind} clock)"
         return f"{clock.waiting_for}: escalate to level {event.level} ({event.target})"
 
     async def fire(self, event: ClockEvent) -> None:
@@ -199,9 +202,7 @@ class SlaClock:
 async def send_page(pb: Playbook, request: PageRequest, what: str) -> None:
     """Page someone by the channels the request names; the outcome goes into the timeline."""
     try:
-        sent = await workflow.execute_activity(
-            "page", request, result_type=str, summary=what, **WEBHOOK_OPTIONS,
-        )
+        sent = await call("page", request, str, WEBHOOK_OPTIONS, what)
         pb.record("paged", SYSTEM, None, f"{what} by {sent}")
     except ActivityError as err:
         pb.record("page_failed", SYSTEM, None, f"{what} failed: {failure_reason(err)}")

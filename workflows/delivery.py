@@ -30,7 +30,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.remedies import CouponItem, GiftItem, RefundItem, SplitCostItem
     from workflows.snapshot import MoneyMovement, RemedyItemState
 
-from workflows.options import NOTICE_OPTIONS, REFUND_OPTIONS, SYSTEM, WEBHOOK_OPTIONS, customer_line, failure_reason
+from workflows.options import (
+    NOTICE_OPTIONS,
+    REFUND_OPTIONS,
+    SYSTEM,
+    WEBHOOK_OPTIONS,
+    call,
+    customer_line,
+    failure_reason,
+)
 
 if TYPE_CHECKING:
     from workflows.playbook import Playbook
@@ -93,10 +101,7 @@ class Delivery:
             reason=getattr(item.item, "reason", item.item.kind),
         )
         try:
-            result = await workflow.execute_activity(
-                "refund_payment", request, result_type=RefundResult,
-                summary=f"refund {amount} via Stripe", **REFUND_OPTIONS,
-            )
+            result = await call("refund_payment", request, RefundResult, REFUND_OPTIONS, f"refund {amount} via Stripe")
         except ActivityError as err:
             await self._failed(item, err)
             return
@@ -133,10 +138,7 @@ class Delivery:
         )
         off = str(amount_off) if amount_off else f"{percent_off}%"
         try:
-            result = await workflow.execute_activity(
-                "create_coupon", request, result_type=CouponResult,
-                summary=f"coupon {off} off via Stripe", **REFUND_OPTIONS,
-            )
+            result = await call("create_coupon", request, CouponResult, REFUND_OPTIONS, f"coupon {off} off via Stripe")
         except ActivityError as err:
             await self._failed(item, err)
             return
@@ -172,15 +174,13 @@ class Delivery:
             required=False,
         )
         try:
-            receipt = await workflow.execute_activity(
-                "post_webhook", request, result_type=WebhookReceipt,
-                summary=f"{spec.kind.replace('_', ' ')} work order to {target}", **WEBHOOK_OPTIONS,
-            )
+            summary = f"{spec.kind.replace('_', ' ')} work order to {target}"
+            receipt = await call("post_webhook", request, WebhookReceipt, WEBHOOK_OPTIONS, summary)
         except ActivityError as err:
             await self._failed(item, err)
             return
         item.reference = item.reference or receipt.reference
-        if item.status == "delivered":
+        if confirmed_meanwhile(item):
             # The backend did the work and confirmed it before its answer to
             # the work order reached us.
             return
@@ -207,9 +207,7 @@ class Delivery:
             required=False,
         )
         try:
-            receipt = await workflow.execute_activity(
-                "post_webhook", request, result_type=WebhookReceipt, summary="red flag to the CRM", **WEBHOOK_OPTIONS,
-            )
+            receipt = await call("post_webhook", request, WebhookReceipt, WEBHOOK_OPTIONS, "red flag to the CRM")
             detail = "CRM told" if receipt.delivered else receipt.detail
         except ActivityError as err:
             detail = f"CRM not told: {failure_reason(err)}"
@@ -242,15 +240,10 @@ class Delivery:
             redact=r.staff_names(),
         )
         try:
-            await workflow.execute_activity(
-                "send_notice", notice, summary=f"{kind} notice to the customer by email", **NOTICE_OPTIONS
-            )
+            await call("send_notice", notice, str, NOTICE_OPTIONS, f"{kind} notice to the customer by email")
             # The same words for backends that send SMS or in-app messages
             # themselves (skipped when no notices webhook is configured).
-            await workflow.execute_activity(
-                "post_notice_webhook", notice, result_type=WebhookReceipt,
-                summary=f"{kind} notice as a webhook", **NOTICE_OPTIONS,
-            )
+            await call("post_notice_webhook", notice, WebhookReceipt, NOTICE_OPTIONS, f"{kind} notice as a webhook")
         except ActivityError as err:
             # A notice that can never go out (it would name staff, a broken
             # template) must not end the incident: a human takes it over.
@@ -276,9 +269,12 @@ class Delivery:
             },
         )
         try:
-            await workflow.execute_activity(
-                "send_notice", notice, summary=f"{kind} notice to the owner", **NOTICE_OPTIONS
-            )
+            await call("send_notice", notice, str, NOTICE_OPTIONS, f"{kind} notice to the owner")
         except ActivityError as err:
             pb.record("notice_failed", SYSTEM, "email", f"internal {kind} notice not sent: {failure_reason(err)}")
             pb.publish()
+
+
+def confirmed_meanwhile(item: RemedyItemState) -> bool:
+    """An update may change an item while its activity runs; read its status afresh."""
+    return item.status == "delivered"

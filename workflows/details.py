@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows.snapshot import Snapshot
 from workflows.formatting import duration, money
+from workflows.snapshot import Snapshot
 
 
 def current_details(s: Snapshot, now: datetime) -> str:

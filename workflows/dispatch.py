@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
 from workflows.effects import ConsumeBusinessTime, DeliverRemedy, NotifyCustomer, PlanBusinessClock, TellCrm
 

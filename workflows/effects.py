@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Union
+from typing import Literal
 
 CustomerNotice = Literal["apology", "proposal", "confirmation", "closing", "anniversary"]
 
@@ -52,4 +52,4 @@ class ConsumeBusinessTime:
     end: datetime
 
 
-Effect = Union[NotifyCustomer, DeliverRemedy, TellCrm, PlanBusinessClock, ConsumeBusinessTime]
+Effect = NotifyCustomer | DeliverRemedy | TellCrm | PlanBusinessClock | ConsumeBusinessTime

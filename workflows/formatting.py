@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from workflows.money import format_money
 
@@ -30,7 +30,7 @@ def duration(delta: timedelta | float) -> str:
 
 def utc(moment: datetime, seconds: bool = False) -> str:
     """'2026-11-25 09:30 UTC' (with seconds: '2026-11-25 09:30:15 UTC')."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
 
 
 def a(word: object) -> str:

@@ -10,7 +10,6 @@ side effects and watches the stage's deadline meanwhile.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -120,11 +119,11 @@ class IncidentRecovery:
             return
         try:
             await workflow.wait_condition(
-                lambda: bool(pb.effects) or pb.changes != seen,
+                pb.moved_since(seen),
                 timeout=timeout,
                 timeout_summary=None if event is None else pb.clock.summary(event),
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             assert event is not None
             await pb.clock.fire(event)
 

@@ -18,6 +18,7 @@ from workflows.basics import Contract, IncidentKey, Text, UtcDatetime
 from workflows.money import Money
 from workflows.remedies import RemedyItem
 
+
 class Severity(StrEnum):
     LOW = "low"
     MEDIUM = "medium"
@@ -107,7 +108,7 @@ class IncidentReport(Contract):
     )
 
     @model_validator(mode="after")
-    def _gift_in_the_orders_currency(self) -> "IncidentReport":
+    def _gift_in_the_orders_currency(self) -> IncidentReport:
         gift, currency = self.anniversary_gift, self.order.amount_paid.currency
         if gift is not None and gift.currency != currency:
             raise ValueError(f"anniversary_gift.currency: must be the order's currency {currency}, not {gift.currency}")

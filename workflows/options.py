@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -12,18 +13,20 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inputs import Actor, Role
     from workflows.snapshot import RemedyItemState
 
+T = TypeVar("T")
+
 SYSTEM = Actor(name="amends", role=Role.SYSTEM)
 CLOCK = Actor(name="clock", role=Role.SYSTEM)
 
 # Effects run one at a time, so a mail relay that stays down must not hold
 # the incident (and its escalations) for long: after an hour of retries the
 # notice is given up, recorded, and a human is paged to reach the customer.
-NOTICE_OPTIONS = dict(
+NOTICE_OPTIONS: workflow.ActivityConfig = dict(
     start_to_close_timeout=timedelta(seconds=30),
     schedule_to_close_timeout=timedelta(hours=1),
     retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
 )
-WEBHOOK_OPTIONS = dict(
+WEBHOOK_OPTIONS: workflow.ActivityConfig = dict(
     start_to_close_timeout=timedelta(seconds=30),
     retry_policy=RetryPolicy(
         maximum_interval=timedelta(minutes=2),
@@ -33,7 +36,7 @@ WEBHOOK_OPTIONS = dict(
 )
 # Money: retry transient faults for a while, then give the incident back to a
 # human (renegotiate) rather than retrying forever.
-REFUND_OPTIONS = dict(
+REFUND_OPTIONS: workflow.ActivityConfig = dict(
     start_to_close_timeout=timedelta(seconds=60),
     # A worker that dies mid-refund is noticed within this, not after the
     # whole minute; the activity heartbeats before each Stripe call.
@@ -45,6 +48,14 @@ REFUND_OPTIONS = dict(
     ),
 )
 
+
+
+async def call(name: str, arg: object, result_type: type[T], options: workflow.ActivityConfig, summary: str) -> T:
+    """Run activity ``name`` with the given options, its ``summary`` shown in the Web UI."""
+    config = workflow.ActivityConfig(**options)
+    config["summary"] = summary
+    result = await workflow.execute_activity(name, arg, result_type=result_type, **config)
+    return cast(T, result)
 
 
 def failure_reason(err: ActivityError) -> str:

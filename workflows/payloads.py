@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from workflows.inputs import Contact
 from workflows.money import Money
+
 
 class PageRequest(BaseModel):
     """A warning or an escalation page, sent by email and signed webhook."""
@@ -44,7 +45,7 @@ class Notice(BaseModel):
     audience: Literal["customer", "internal"]
     to: Contact | None = Field(default=None, description="None: the worker's configured care address.")
     message_id: str = Field(description="Stable per incident and notice, so a retried send is recognisable.")
-    context: dict
+    context: dict[str, Any]
     redact: list[str] = Field(default_factory=list, description="Names that must not reach a customer.")
 
 
@@ -83,7 +84,7 @@ class WebhookRequest(BaseModel):
     target: str = Field(description="work_orders, billing, notices, crm or escalations")
     event: str
     idempotency_key: str
-    payload: dict
+    payload: dict[str, Any]
     # A target that is not configured: fail (work orders must reach someone)
     # or skip quietly (optional copies such as notice webhooks).
     required: bool = True

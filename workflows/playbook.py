@@ -9,6 +9,7 @@ that receive this object explicitly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from temporalio import workflow
@@ -41,6 +42,10 @@ class Playbook:
     @staticmethod
     def now() -> datetime:
         return workflow.now()
+
+    def moved_since(self, seen: int) -> Callable[[], bool]:
+        """A wait condition: something was queued, or changed, since change number ``seen``."""
+        return lambda: bool(self.effects) or self.changes != seen
 
     def queue(self, effect: Effect, first: bool = False) -> None:
         if first:

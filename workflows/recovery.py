@@ -51,7 +51,9 @@ class Recovery:
     @property
     def deadline(self) -> Deadline | None:
         c = self.s.clock
-        return None if c is None or c.due_at is None else Deadline(stage=c.stage, waiting_for=c.waiting_for, due_at=c.due_at)
+        if c is None or c.due_at is None:
+            return None
+        return Deadline(stage=c.stage, waiting_for=c.waiting_for, due_at=c.due_at)
 
     @property
     def proposal(self) -> Remedy | None:

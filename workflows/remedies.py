@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -72,7 +72,7 @@ class CouponItem(RemedyItemBase):
     valid_for_days: int = Field(default=365, ge=1, le=3660)
 
     @model_validator(mode="after")
-    def _one_discount(self) -> "CouponItem":
+    def _one_discount(self) -> CouponItem:
         if (self.amount_off is None) == (self.percent_off is None):
             raise ValueError("give exactly one of amount_off or percent_off")
         return self
@@ -165,7 +165,7 @@ class GiftItem(RemedyItemBase):
     note: str | None = Field(default=None, min_length=1, max_length=1000)
 
     @model_validator(mode="after")
-    def _something(self) -> "GiftItem":
+    def _something(self) -> GiftItem:
         if self.coupon_amount is None and self.note is None:
             raise ValueError("a gift needs a coupon_amount, a note, or both")
         return self
@@ -190,6 +190,6 @@ class GiftItem(RemedyItemBase):
 
 
 RemedyItem = Annotated[
-    Union[RefundItem, CouponItem, WaiveBalanceItem, WorkItem, SplitCostItem, GiftItem],
+    RefundItem | CouponItem | WaiveBalanceItem | WorkItem | SplitCostItem | GiftItem,
     Field(discriminator="kind"),
 ]

@@ -11,6 +11,8 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey
 
+from workflows.inputs import IncidentReport
+
 RECOVERY_STAGE = SearchAttributeKey.for_keyword("RecoveryStage")
 SEVERITY = SearchAttributeKey.for_keyword("Severity")
 INCIDENT_CATEGORY = SearchAttributeKey.for_keyword("IncidentCategory")
@@ -19,8 +21,9 @@ ESCALATION_LEVEL = SearchAttributeKey.for_int("EscalationLevel")
 STAGE_DEADLINE = SearchAttributeKey.for_datetime("StageDeadline")
 RED_FLAGGED = SearchAttributeKey.for_bool("RedFlagged")
 
-def values(report, stage: str, escalation_level: int = 0, red_flagged: bool = False,
-           deadline: datetime | None = None) -> list[tuple[SearchAttributeKey, Any]]:
+
+def values(report: IncidentReport, stage: str, escalation_level: int = 0, red_flagged: bool = False,
+           deadline: datetime | None = None) -> list[tuple[SearchAttributeKey[Any], Any]]:
     """Every attribute's value for an incident: what the client sets at start and the workflow upserts."""
     return [
         (RECOVERY_STAGE, str(stage)),

@@ -17,6 +17,7 @@ and repeats a configured number of times.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 
@@ -120,17 +121,21 @@ class Ladder(Strict):
     repeat_after: Duration = Field(default=timedelta(hours=1), description="Pause before a repeat starts.")
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Ladder":
+    def _ordered(self) -> Ladder:
         if [lv.level for lv in self.levels] != sorted({lv.level for lv in self.levels}):
             raise ValueError("levels: numbers must be distinct and in increasing order")
         return self
+
+
+def _calendar_always() -> dict[Severity, ClockKind]:
+    return dict.fromkeys(Severity, "calendar")
 
 
 class SlaPolicy(Strict):
     # Per stage, per severity: how long the stage may take.
     deadlines: dict[Stage, dict[Severity, Duration]]
     # Per severity: which clock measures it (critical incidents run 24/7).
-    clocks: dict[Severity, ClockKind] = Field(default_factory=lambda: {s: "calendar" for s in Severity})
+    clocks: dict[Severity, ClockKind] = Field(default_factory=lambda: _calendar_always())
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     warn_at: list[float] = Field(default_factory=lambda: [0.5, 0.75])
     ladder: Ladder
@@ -145,7 +150,7 @@ class SlaPolicy(Strict):
         return sorted(set(warn_at))
 
     @model_validator(mode="after")
-    def _complete(self) -> "SlaPolicy":
+    def _complete(self) -> SlaPolicy:
         for stage, per in self.deadlines.items():
             missing = [s.value for s in Severity if s not in per]
             if missing:
@@ -180,7 +185,7 @@ WAITING_FOR: dict[Stage, str] = {
 # workflow calls them through a local activity (their answers are recorded).
 
 
-def _segments(start: datetime, hours: BusinessHours):
+def _segments(start: datetime, hours: BusinessHours) -> Iterator[tuple[datetime, datetime]]:
     """Open intervals (UTC) from ``start`` on, in order."""
     from zoneinfo import ZoneInfo
 

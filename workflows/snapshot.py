@@ -12,6 +12,7 @@ from workflows.money import Money
 from workflows.remedies import RemedyItem
 from workflows.stages import Stage
 
+
 class ActionState(BaseModel):
     action_id: str
     action: str

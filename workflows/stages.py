@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from transitions import Machine
 
@@ -112,7 +113,7 @@ def step_for(stage: Stage, trigger: str) -> Step | None:
     return next((s for s in steps_from(stage) if s.trigger == trigger), None)
 
 
-def machine_transitions() -> list[dict]:
+def machine_transitions() -> list[dict[str, Any]]:
     """The table in the shape the ``transitions`` library takes."""
     out = []
     for s in STEPS:
@@ -128,7 +129,7 @@ def machine_transitions() -> list[dict]:
     return out
 
 
-def build_machine(model: object, initial: Stage = Stage.DETECTED):
+def build_machine(model: object, initial: Stage = Stage.DETECTED) -> Machine:
     """A ``transitions`` machine over ``model``; its ``state`` attribute is the stage.
 
     ``auto_transitions=False`` because the default ``to_<stage>()`` triggers

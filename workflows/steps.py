@@ -46,7 +46,7 @@ from workflows.snapshot import ActionState, Remedy, RemedyItemState
 if TYPE_CHECKING:
     from workflows.playbook import Playbook
 
-I = TypeVar("I", bound=StepInput)
+In = TypeVar("In", bound=StepInput)
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,12 @@ class Cli:
 
 
 @dataclass(frozen=True)
-class StepSpec(Generic[I]):
+class StepSpec(Generic[In]):
     name: str
-    input: type[I]
+    input: type[In]
     description: str
-    effect: Callable[[Playbook, I], None]
-    guard: Callable[[Recovery, I, datetime], None] | None = None
+    effect: Callable[[Playbook, In], None]
+    guard: Callable[[Recovery, In, datetime], None] | None = None
     cli: Cli | None = None
 
 
