@@ -87,6 +87,17 @@ class Delivery:
             refundable=money(r.paid.amount - r.committed_refunds(), r.currency),
         )
 
+    def _delivered(self, item: RemedyItemState, kind: str, amount: Money | None, reference: str, detail: str) -> None:
+        """Money went out through Stripe: the item is done, the movement and the step recorded."""
+        pb = self.pb
+        item.status, item.reference = "delivered", reference
+        if amount is not None:
+            pb.s.money_moved.append(
+                MoneyMovement(item_id=item.item_id, kind=kind, amount=amount, reference=reference, at=pb.now())
+            )
+        pb.record(kind, SYSTEM, "stripe", detail)
+        pb.publish()
+
     async def _refund(self, item: RemedyItemState, amount: Money) -> None:
         pb, s = self.pb, self.pb.s
         item.status = "in_progress"
@@ -105,14 +116,9 @@ class Delivery:
         except ActivityError as err:
             await self._failed(item, err)
             return
-        item.status, item.reference = "delivered", result.refund_id
         metrics.refunded(result.amount.amount, result.amount.currency)
-        s.money_moved.append(
-            MoneyMovement(item_id=item.item_id, kind="refund", amount=result.amount, reference=result.refund_id,
-                          at=pb.now())
-        )
-        pb.record("refund", SYSTEM, "stripe", f"{item.item_id}: {result.amount} refunded ({result.refund_id})")
-        pb.publish()
+        self._delivered(item, "refund", result.amount, result.refund_id,
+                        f"{item.item_id}: {result.amount} refunded ({result.refund_id})")
 
     async def _coupon(self, item: RemedyItemState) -> None:
         pb, s = self.pb, self.pb.s
@@ -142,14 +148,8 @@ class Delivery:
         except ActivityError as err:
             await self._failed(item, err)
             return
-        item.status, item.reference = "delivered", result.coupon_id
-        if amount_off:
-            s.money_moved.append(
-                MoneyMovement(item_id=item.item_id, kind="coupon", amount=amount_off, reference=result.coupon_id,
-                              at=pb.now())
-            )
-        pb.record("coupon", SYSTEM, "stripe", f"{item.item_id}: coupon {result.coupon_id} ({off} off)")
-        pb.publish()
+        self._delivered(item, "coupon", amount_off, result.coupon_id,
+                        f"{item.item_id}: coupon {result.coupon_id} ({off} off)")
 
     async def _work_order(self, item: RemedyItemState) -> None:
         """A signed work order; billing answers at once, the others confirm later."""
