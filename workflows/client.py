@@ -83,8 +83,10 @@ class AmendsClient:
         """Open the incident, or return it if this key is already open.
 
         ``USE_EXISTING`` makes a second open of a running incident return it;
-        ``REJECT_DUPLICATE`` stops a finished incident's id from silently
-        starting a new run (the default policy would allow that).
+        ``ALLOW_DUPLICATE_FAILED_ONLY`` stops a finished incident's id from
+        silently starting a new run (the default policy would allow that),
+        while an open whose input was refused (its run failed at once, having
+        done nothing) can be sent again, corrected, under the same key.
         """
         try:
             handle = await self.client.start_workflow(
@@ -93,7 +95,7 @@ class AmendsClient:
                 id=workflow_id(report.incident_key),
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
                 search_attributes=TypedSearchAttributes(
                     [SearchAttributePair(k, v) for k, v in search.values(report, Stage.DETECTED) if v is not None]
                 ),

@@ -1,42 +1,85 @@
-"""amends' data converter: ``pydantic_data_converter`` that explains bad input.
+"""amends' data converter: ``pydantic_data_converter`` that explains bad input, and heals from bad output.
 
 Payloads stay plain JSON through pydantic, exactly as
-``temporalio.contrib.pydantic`` writes and reads them. The only change: when
-a backend's JSON does not fit a contract, the SDK would report just "Failed
-decoding arguments"; here the caller gets pydantic's reason, naming each
-field and the rule it broke (for example ``by.role: Input should be
-'agent', 'manager', …``), as a non-retryable ``InvalidInput`` failure. For
-an update that is a rejection, so nothing is written to history.
+``temporalio.contrib.pydantic`` writes and reads them. Two changes:
+
+- When a caller's JSON does not fit a contract (an open, an update's
+  argument), the SDK would report just "Failed decoding arguments"; here the
+  caller gets each field and the rule it broke in plain words (for example
+  ``by.role: Input should be 'agent', 'manager', …``), as a non-retryable
+  ``InvalidInput`` failure. For an update that is a rejection, so nothing is
+  written to history.
+- Any other payload that fails to decode inside a workflow (an activity's
+  result during a rolling deploy, say) fails the workflow *task*, which
+  retries, so that the incident continues once a corrected worker runs,
+  instead of failing the incident for good.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from pydantic import ValidationError
+from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
+    ActivitySerializationContext,
     CompositePayloadConverter,
     DataConverter,
     DefaultPayloadConverter,
     JSONPlainPayloadConverter,
+    SerializationContext,
+    WithSerializationContext,
 )
 from temporalio.exceptions import ApplicationError
 
 
+def _field(loc: tuple[int | str, ...]) -> str:
+    # pydantic names its validators and union members in the location
+    # ("function-after[...]", "IncidentReport"); a caller needs the path of
+    # field names and list positions only.
+    parts = [str(p) for p in loc if isinstance(p, int) or ("[" not in p and not p[:1].isupper())]
+    return ".".join(parts) or "input"
+
+
 def explain(err: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors(include_url=False)
-    )
+    errors = err.errors(include_url=False)
+    # A union (the start input) reports every member's complaints: keep those
+    # of the member the input came closest to.
+    members = {e["loc"][0] for e in errors if e["loc"] and isinstance(e["loc"][0], str) and e["loc"][0][:1].isupper()}
+    if len(members) > 1:
+        best = min(members, key=lambda m: sum(1 for e in errors if e["loc"] and e["loc"][0] == m))
+        errors = [e for e in errors if e["loc"] and e["loc"][0] == best]
+    lines = []
+    for e in errors:
+        message = str(e["msg"]).removeprefix("Value error, ")
+        lines.append(f"{_field(tuple(e['loc']))}: {message}")
+    return "; ".join(dict.fromkeys(lines))
 
 
-class ExplainingJSONPayloadConverter(PydanticJSONPlainPayloadConverter):
+class InvalidPayload(ValueError):
+    """A payload that does not fit its type, decoded where a retry may heal it."""
+
+
+class ExplainingJSONPayloadConverter(PydanticJSONPlainPayloadConverter, WithSerializationContext):
+    def __init__(self, context: SerializationContext | None = None) -> None:
+        super().__init__()
+        self.context = context
+
+    def with_context(self, context: SerializationContext) -> Self:
+        return type(self)(context)
+
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
         try:
             return super().from_payload(payload, type_hint)
         except ValidationError as err:
-            raise ApplicationError(explain(err), type="InvalidInput", non_retryable=True) from None
+            reason = explain(err)
+            if workflow.in_workflow() and not isinstance(self.context, ActivitySerializationContext):
+                # The workflow's own input or an update's argument: the caller's to correct.
+                raise ApplicationError(reason, type="InvalidInput", non_retryable=True) from None
+            # Anything else (an activity's result or input): fail the task, retried after a fix.
+            raise InvalidPayload(reason) from None
 
 
 class AmendsPayloadConverter(CompositePayloadConverter):

@@ -130,6 +130,13 @@ class IncidentRecovery:
     # ================================================================ steps (installed by with_steps)
 
     def validate(self, spec: StepSpec[Any], step: Any) -> None:
+        if not isinstance(step, spec.input):
+            # A null or non-JSON argument reaches here undecoded (pydantic never saw it).
+            raise ApplicationError(
+                f"{spec.name} needs its input: a JSON object ({spec.input.__name__}, see "
+                f"schema/{spec.name}.schema.json), not {type(step).__name__}",
+                type="InvalidInput", non_retryable=True,
+            )
         try:
             check_table(self.pb.r, spec.name)
             if spec.guard is not None:

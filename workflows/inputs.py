@@ -12,10 +12,10 @@ from datetime import date
 from enum import StrEnum
 
 import email_validator  # noqa: F401  (loaded now, not lazily inside the workflow sandbox)
-from pydantic import EmailStr, Field, model_validator
+from pydantic import EmailStr, Field, StrictBool, model_validator
 
-from workflows.basics import Contract, IncidentKey, Text, UtcDatetime
-from workflows.money import Money
+from workflows.basics import Contract, Count, IncidentKey, Line, Note, ShortLine, Text, UtcDatetime
+from workflows.money import MAX_MINOR_UNITS, Money
 from workflows.remedies import RemedyItem
 
 
@@ -49,37 +49,37 @@ class Role(StrEnum):
 class Actor(Contract):
     """Who took a step. Internal only: never shown to the customer."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Line
     role: Role = Role.AGENT
 
 
 class Customer(Contract):
-    customer_id: str = Field(min_length=1, max_length=200)
-    name: str = Field(min_length=1, max_length=200)
+    customer_id: Line
+    name: Line
     email: EmailStr
-    phone: str | None = None
+    phone: ShortLine | None = None
 
 
 class Order(Contract):
-    order_id: str = Field(min_length=1, max_length=200)
+    order_id: Line
     amount_paid: Money
-    payment_reference: str | None = Field(
+    payment_reference: Line | None = Field(
         default=None,
         description="Stripe charge (ch_…) or payment intent (pi_…) that refunds go back to.",
     )
 
 
 class Contact(Contract):
-    name: str = Field(min_length=1, max_length=200)
+    name: Line
     email: EmailStr
 
 
 class ApprovalLimits(Contract):
     """Most money each role may promise without a higher role's approval (minor units)."""
 
-    agent: int = Field(default=5_000, ge=0)
-    manager: int = Field(default=50_000, ge=0)
-    director: int = Field(default=10_000_000, ge=0)
+    agent: Count = Field(default=5_000, ge=0, le=MAX_MINOR_UNITS)
+    manager: Count = Field(default=50_000, ge=0, le=MAX_MINOR_UNITS)
+    director: Count = Field(default=10_000_000, ge=0, le=MAX_MINOR_UNITS)
 
     def limit(self, role: Role) -> int:
         return {Role.AGENT: self.agent, Role.MANAGER: self.manager, Role.DIRECTOR: self.director}.get(role, 0)
@@ -97,12 +97,13 @@ class IncidentReport(Contract):
     impact: Text = Field(description="What it did to the customer; shown to the customer.")
     detected_at: UtcDatetime
     owner: Contact | None = Field(default=None, description="Who is answerable internally; stalls escalate to them.")
-    staff_involved: list[str] = Field(
+    staff_involved: list[Line] = Field(
+        max_length=50,
         default_factory=list,
         description="Staff connected with the failure: kept internal and removed from every customer notice.",
     )
     approval_limits: ApprovalLimits = Field(default_factory=ApprovalLimits)
-    anniversary_after_days: int = Field(default=365, ge=1, le=3660)
+    anniversary_after_days: Count = Field(default=365, ge=1, le=3660)
     anniversary_gift: Money | None = Field(
         default=None, description="A small gift with the anniversary note (a coupon); never for a red-flagged account.",
     )
@@ -118,7 +119,7 @@ class IncidentReport(Contract):
 
 class StepInput(Contract):
     by: Actor
-    channel: str = Field(default="agent", max_length=50, description="email, phone, chat, backend, …")
+    channel: ShortLine = Field(default="agent", description="email, phone, chat, backend, …")
 
 
 class ApologyInput(StepInput):
@@ -131,15 +132,15 @@ class NeedsInput(StepInput):
 
 class RemedyProposal(StepInput):
     items: list[RemedyItem] = Field(min_length=1, max_length=20)
-    note: str | None = Field(default=None, max_length=2000)
+    note: Note | None = None
 
 
 class ApprovalInput(StepInput):
-    note: str | None = Field(default=None, max_length=2000)
+    note: Note | None = None
 
 
 class AcceptInput(StepInput):
-    on_behalf_of_customer: bool = Field(
+    on_behalf_of_customer: StrictBool = Field(
         default=False, description="An agent records the customer's yes (say which channel they said it on)."
     )
 
@@ -149,8 +150,8 @@ class DeclineInput(StepInput):
 
 
 class FulfilmentConfirmation(StepInput):
-    item_id: str = Field(min_length=1, max_length=100)
-    note: str | None = Field(default=None, max_length=2000)
+    item_id: Line
+    note: Note | None = None
 
 
 class RenegotiateInput(StepInput):
@@ -158,7 +159,7 @@ class RenegotiateInput(StepInput):
 
 
 class CloseInput(StepInput):
-    summary: str | None = Field(default=None, max_length=2000, description="Internal note on the outcome.")
+    summary: Note | None = Field(default=None, description="Internal note on the outcome.")
 
 
 class SystemCondition(StrEnum):
@@ -190,13 +191,13 @@ class PostmortemInput(StepInput):
     what_happened: Text
     root_cause_category: SystemCondition
     root_cause: Text = Field(description="A condition of the system (process, tooling, supplier), not a person.")
-    contributing_factors: list[ContributingFactor] = Field(default_factory=list)
-    preventive_actions: list[PreventiveAction] = Field(min_length=1)
+    contributing_factors: list[ContributingFactor] = Field(default_factory=list, max_length=50)
+    preventive_actions: list[PreventiveAction] = Field(min_length=1, max_length=50)
 
 
 class CompleteActionInput(StepInput):
-    action_id: str = Field(min_length=1, max_length=50, description="e.g. action-1, from the snapshot.")
-    note: str | None = Field(default=None, max_length=2000)
+    action_id: ShortLine = Field(description="e.g. action-1, from the snapshot.")
+    note: Note | None = None
 
 
 

@@ -5,19 +5,38 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field
+import pycountry
+from pydantic import AfterValidator, Field, Strict
 
 from workflows.basics import Contract
+
+# Active ISO 4217 codes of money (pycountry's copy of the standard), read once when
+# the module is imported, outside the workflow sandbox; not the units of account,
+# metals and test codes that also carry an X code.
+NOT_MONEY = frozenset({"XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"})
+ISO_4217 = frozenset(c.alpha_3 for c in pycountry.currencies) - NOT_MONEY
+
+# How Stripe counts minor units (its list of zero- and three-decimal currencies); every
+# other currency is two-decimal there, ISK included (Stripe takes ISK amounts in
+# hundredths, whole krónur only).
+ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND",
+                          "VUV", "XAF", "XOF", "XPF"})
+THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+# Most minor units one amount may hold: ten billion US dollars, a bound no remedy nears.
+MAX_MINOR_UNITS = 10**12
+
+
+def _iso_4217(code: str) -> str:
+    if code not in ISO_4217:
+        raise ValueError(f"'{code}' is not an ISO 4217 currency code such as USD, EUR or JPY")
+    return code
+
 
 Currency = Annotated[
     str,
     Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code in upper case, e.g. USD, EUR."),
+    AfterValidator(_iso_4217),
 ]
-
-# ISO 4217 currencies whose minor unit is not the cent (as Stripe counts them).
-ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI",
-                          "VND", "VUV", "XAF", "XOF", "XPF"})
-THREE_DECIMAL = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
 
 
 def exponent(currency: str) -> int:
@@ -32,7 +51,10 @@ def format_money(amount: int, currency: str) -> str:
 
 
 class Money(Contract):
-    amount: int = Field(gt=0, description="Integer minor units (cents for USD, yen for JPY); must be positive.")
+    amount: Annotated[int, Strict()] = Field(
+        gt=0, le=MAX_MINOR_UNITS,
+        description="Integer minor units (cents for USD, yen for JPY), a JSON integer; must be positive.",
+    )
     currency: Currency
 
     def __str__(self) -> str:

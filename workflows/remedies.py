@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from workflows.basics import Contract, Text
+from workflows.basics import Contract, Count, Line, Note, Text
 from workflows.money import Money
 
 # ---------------------------------------------------------------- remedies
@@ -50,7 +50,7 @@ class RefundItem(RemedyItemBase):
     delivery: ClassVar[str] = "refund"
     kind: Literal["refund"] = "refund"
     amount: Money
-    reason: str = Field(default="service recovery", max_length=500)
+    reason: Line = "service recovery"
 
     def refund_amount(self) -> int:
         return self.amount.amount
@@ -68,8 +68,8 @@ class CouponItem(RemedyItemBase):
     delivery: ClassVar[str] = "coupon"
     kind: Literal["coupon"] = "coupon"
     amount_off: Money | None = None
-    percent_off: int | None = Field(default=None, ge=1, le=100)
-    valid_for_days: int = Field(default=365, ge=1, le=3660)
+    percent_off: Count | None = Field(default=None, ge=1, le=100)
+    valid_for_days: Count = Field(default=365, ge=1, le=3660)
 
     @model_validator(mode="after")
     def _one_discount(self) -> CouponItem:
@@ -94,7 +94,7 @@ class WaiveBalanceItem(RemedyItemBase):
     delivery: ClassVar[str] = "billing"
     kind: Literal["waive_balance"] = "waive_balance"
     amount: Money
-    invoice_reference: str = Field(min_length=1, max_length=200)
+    invoice_reference: Line
 
     def value(self, paid: Money) -> int:
         return self.amount.amount
@@ -131,7 +131,7 @@ class SplitCostItem(RemedyItemBase):
 
     kind: Literal["split_cost"] = "split_cost"
     cost: Money
-    our_share_percent: int = Field(ge=1, le=100)
+    our_share_percent: Count = Field(ge=1, le=100)
     paid_as: Literal["refund", "coupon"] = "refund"
     description: Text
 
@@ -162,7 +162,7 @@ class GiftItem(RemedyItemBase):
 
     kind: Literal["gift"] = "gift"
     coupon_amount: Money | None = None
-    note: str | None = Field(default=None, min_length=1, max_length=1000)
+    note: Note | None = None
 
     @model_validator(mode="after")
     def _something(self) -> GiftItem:

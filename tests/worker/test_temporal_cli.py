@@ -70,7 +70,7 @@ async def test_an_incident_driven_only_through_the_temporal_cli(dev_env, dev_wor
     }
     start = ["workflow", "start", "--type", "IncidentRecovery", "--task-queue", settings.task_queue,
              "--workflow-id", wid, "--input", json.dumps(report),
-             "--id-conflict-policy", "UseExisting", "--id-reuse-policy", "RejectDuplicate"]
+             "--id-conflict-policy", "UseExisting", "--id-reuse-policy", "AllowDuplicateFailedOnly"]
     await cli(dev_env, *start)
     await cli(dev_env, *start)  # a retried open: still one incident
     await update(dev_env, wid, "apologise", {"by": agent, "channel": "backend"})
