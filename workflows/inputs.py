@@ -148,8 +148,8 @@ class DeclineInput(StepInput):
 
 
 class FulfilmentConfirmation(StepInput):
-    item_id: str = Field(min_length=1, max_length=100)
-    note: str | None = Field(default=None, max_length=2000)
+    item_id: str = Field(min_length=1, max_length=100, description="e.g. remedy-1/item-2, from the snapshot.")
+    note: str | None = Field(default=None, max_length=2000, description="e.g. the tracking number.")
 
 
 class RenegotiateInput(StepInput):
@@ -195,7 +195,7 @@ class PostmortemInput(StepInput):
 
 class CompleteActionInput(StepInput):
     action_id: str = Field(min_length=1, max_length=50, description="e.g. action-1, from the snapshot.")
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=2000, description="What was done, e.g. the change's reference.")
 
 
 
