@@ -25,9 +25,9 @@ import contextlib
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from worker import stripe_fake
 from worker.processes import (
@@ -45,8 +45,8 @@ from worker.stripe_fake import localstripe_main
 # Callers import the dev runtime from here, whichever module each part lives in.
 __all__ = [
     "BIN", "READY_TIMEOUT", "SQLITE_PRAGMAS", "STOP_TIMEOUT", "Child", "DevError", "DevPorts", "DevRuntime",
-    "listening", "localstripe_command", "localstripe_main", "port_in_use", "run", "serve", "spawn",
-    "temporal_command", "wait_for_port",
+    "is_progress", "listening", "localstripe_command", "localstripe_main", "port_in_use", "progress", "run",
+    "serve", "spawn", "temporal_command", "wait_for_port",
 ]
 
 BIN = Path(sys.executable).parent
@@ -56,6 +56,16 @@ BIN = Path(sys.executable).parent
 # risk of synchronous=normal (losing the last commits on power loss) buys
 # nothing; WAL stays because it lets the Web UI read while the server writes.
 SQLITE_PRAGMAS = ("journal_mode=wal",)
+
+
+def progress(text: str) -> str:
+    """A line saying what `amends dev` is doing now; the CLI shows it as a spinner at a terminal."""
+    return f"amends dev: {text}…"
+
+
+def is_progress(line: str) -> bool:
+    return line.startswith("amends dev: ") and line.endswith("…")
+
 
 @dataclass(frozen=True)
 class DevPorts:
@@ -125,7 +135,7 @@ class DevRuntime:
     def _lock(self) -> None:
         import fcntl
 
-        self._lock_file = open(self.data_dir / ".lock", "w")
+        self._lock_file = open(self.data_dir / ".lock", "w")  # noqa: SIM115  (held, and locked, until stop())
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -156,17 +166,24 @@ class DevRuntime:
 
         # Both children start before any thread of ours exists (fork safety);
         # they come up side by side.
+        p = self.ports
+        self.out(progress(f"starting the Temporal dev server on {self.address}, its Web UI on http://localhost:{p.ui}"))
         temporal = spawn("temporal", temporal_command(self.data_dir, self.ports),
                          self.log_dir / "temporal.log", self.data_dir)
         self.children.append(temporal)
+        self.out(progress(f"starting localstripe on http://127.0.0.1:{p.stripe}"))
         stripe = spawn("localstripe", localstripe_command(self.data_dir, self.ports),
                        self.log_dir / "localstripe.log", self.data_dir)
         self.children.append(stripe)
 
+        self.out(progress("waiting for the Temporal dev server and its Web UI (a first start creates the database)"))
         await wait_for_port(self.ports.temporal, "the Temporal dev server", temporal)
         await wait_for_port(self.ports.ui, "the Temporal Web UI", temporal)
+        self.out(progress("waiting for localstripe"))
         await wait_for_port(self.ports.stripe, "localstripe", stripe)
 
+        self.out(progress(f"starting the SMTP sink on 127.0.0.1:{p.smtp} and the webhook receiver on "
+                          f"http://127.0.0.1:{p.webhooks}"))
         self._sink, _ = start_sink("127.0.0.1", self.ports.smtp, self.mail_dir)
         await wait_for_port(self.ports.smtp, "the SMTP sink")
         from activities.webhooks import local_urls
@@ -194,6 +211,7 @@ class DevRuntime:
         )
         from worker.metrics import MetricsBindError, runtime_for
 
+        self.out(progress(f"starting the worker on task queue {self.settings.task_queue}"))
         try:
             runtime = runtime_for(f"127.0.0.1:{self.ports.metrics}" if self.ports.metrics else None)
         except MetricsBindError as err:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
+from workflows.formatting import duration, money, utc
 from workflows.inputs import SystemCondition
-from workflows.money import format_money
-from workflows.snapshot import Snapshot
 from workflows.names import name_pattern
+from workflows.snapshot import Snapshot
 from workflows.stages import Stage
 
 NO_ROOT_CAUSE = "none yet"
@@ -64,27 +64,18 @@ def root_cause_category(snap: Snapshot) -> str:
     return str(snap.postmortem.root_cause_category) if snap.postmortem else NO_ROOT_CAUSE
 
 
-def human_duration(delta: timedelta) -> str:
-    seconds = int(abs(delta.total_seconds()))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        minutes, rest = divmod(seconds, 60)
-        return f"{minutes} min {rest} s" if rest and minutes < 10 else f"{minutes} min"
-    if seconds < 2 * 86400:
-        hours, rest = divmod(seconds, 3600)
-        return f"{hours} h {rest // 60} min" if rest >= 60 else f"{hours} h"
-    days, rest = divmod(seconds, 86400)
-    return f"{days} d {rest // 3600} h" if rest >= 3600 else f"{days} d"
-
-
 def contact_text(contact) -> str:
     """``Ann Lee <ann@example.com>``, or the address alone when it is also the name."""
     return contact.email if contact.name == contact.email else f"{contact.name} <{contact.email}>"
 
 
-def _utc(moment: datetime | None) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+def timeline_time(moment: datetime) -> str:
+    """A time under a "(UTC)" heading: the zone is said once, in the heading."""
+    return utc(moment, seconds=True).removesuffix(" UTC")
+
+
+def _when(moment: datetime | None) -> str:
+    return utc(moment) if moment else "—"
 
 
 # ================================================================ the post-mortem as Markdown
@@ -129,19 +120,19 @@ def postmortem_markdown(snap: Snapshot) -> str:
         "| | |",
         "|---|---|",
         f"| Incident | `{snap.workflow_id}` (key `{r.incident_key}`) |",
-        f"| Customer | {_cell(r.customer.customer_id)}, order {_cell(r.order.order_id)} "
-        f"({format_money(r.order.amount_paid.amount, currency)} paid) |",
+        (f"| Customer | {_cell(r.customer.customer_id)}, order {_cell(r.order.order_id)} "
+         f"({money(r.order.amount_paid.amount, currency)} paid) |"),
         f"| Severity | {r.severity} |",
         f"| Category | {r.category.replace('_', ' ')} |",
-        f"| Detected | {_utc(r.detected_at)} |",
-        f"| Apologised | {_utc(apologised_at(snap))}"
-        + (f" ({human_duration(apology)} after detection)" if apology is not None else "") + " |",
-        f"| Closed | {_utc(snap.closed_at)} |",
+        f"| Detected | {_when(r.detected_at)} |",
+        f"| Apologised | {_when(apologised_at(snap))}"
+        + (f" ({duration(apology)} after detection)" if apology is not None else "") + " |",
+        f"| Closed | {_when(snap.closed_at)} |",
         f"| Stage | {snap.stage} ({snap.phase} phase) |",
         f"| Deadlines breached | {breached_deadlines(snap)} |",
     ]
     if recorded:
-        out.append(f"| Post-mortem recorded | {_utc(recorded.at)} by {_cell(recorded.by.name)} |")
+        out.append(f"| Post-mortem recorded | {_when(recorded.at)} by {_cell(recorded.by.name)} |")
     out += [
         "",
         "## What the customer experienced",
@@ -169,7 +160,7 @@ def postmortem_markdown(snap: Snapshot) -> str:
     out += _table(
         ["id", "action", "owner", "due", "status", "completed at"],
         [[a.action_id, a.action, contact_text(a.owner), a.due.isoformat(), a.status,
-          _utc(a.completed_at) if a.completed_at else "—"] for a in snap.actions],
+          _when(a.completed_at)] for a in snap.actions],
     )
     done = sum(a.status == "done" for a in snap.actions)
     out += ["", f"{done} of {len(snap.actions)} done."]
@@ -177,16 +168,15 @@ def postmortem_markdown(snap: Snapshot) -> str:
     out += [f"- {clean(line)}" for line in snap.remedy_summary] or ["No remedy was agreed."]
     out += [
         "",
-        f"Money refunded: {format_money(snap.refunded_total, currency)} of "
-        f"{format_money(r.order.amount_paid.amount, currency)} paid.",
+        (f"Money refunded: {money(snap.refunded_total, currency)} of "
+         f"{money(r.order.amount_paid.amount, currency)} paid."),
         "",
         "## Timeline (UTC)",
         "",
     ]
     out += _table(
         ["when", "step", "by", "detail"],
-        [[e.at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), e.step, f"{e.by.name} ({e.by.role})",
-          clean(e.detail)]
+        [[timeline_time(e.at), e.step, f"{e.by.name} ({e.by.role})", clean(e.detail)]
          for e in snap.timeline if e.step in MILESTONES],
     )
     return "\n".join(out) + "\n"
@@ -249,7 +239,7 @@ def report_text(summary: dict) -> str:
     out += [
         "",
         "median time to apology  "
-        + (human_duration(timedelta(seconds=median)) if median is not None else "—")
+        + (duration(median) if median is not None else "—")
         + f"  ({summary['apologised']} of {summary['incidents']} apologised)",
         f"breached deadlines      {summary['breached_deadlines']}",
     ]

@@ -150,8 +150,8 @@ class DeclineInput(StepInput):
 
 
 class FulfilmentConfirmation(StepInput):
-    item_id: Line
-    note: Note | None = None
+    item_id: Line = Field(description="e.g. remedy-1/item-2, from the snapshot.")
+    note: Note | None = Field(default=None, description="e.g. the tracking number.")
 
 
 class RenegotiateInput(StepInput):
@@ -197,7 +197,7 @@ class PostmortemInput(StepInput):
 
 class CompleteActionInput(StepInput):
     action_id: ShortLine = Field(description="e.g. action-1, from the snapshot.")
-    note: Note | None = None
+    note: Note | None = Field(default=None, description="What was done, e.g. the change's reference.")
 
 
 

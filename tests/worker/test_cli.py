@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.helpers import AGENT, paid_intent, report
-from worker.cli import to_minor
+from worker.cli.fields import to_minor
 from workflows.schema import models
 
 SCHEMAS = {name: model for name, (model, _) in models().items()}

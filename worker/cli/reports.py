@@ -1,0 +1,230 @@
+"""Reading many incidents back: ``amends report``, ``amends incidents stalled``, ``amends postmortem export``.
+
+Lists print as rich tables at a terminal and as plain lines elsewhere;
+``--json`` prints one JSON object per incident listed (JSON lines), and
+``report --json`` the one summary object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from worker.cli.connection import (
+    CONTEXT,
+    EXIT_REFUSED,
+    Connection,
+    connected_group,
+    connection_options,
+    fail,
+)
+from worker.cli.output import console, table, terminal
+from workflows.client import AmendsClient
+from workflows.formatting import duration, utc
+from workflows.snapshot import Snapshot
+
+# ================================================================ post-mortem export
+
+postmortem_group = connected_group(
+    "postmortem",
+    help="Read an incident's blameless post-mortem back (record it with `amends incident postmortem`).",
+    short_help="Read post-mortems back (Markdown export).",
+)
+
+
+@postmortem_group.command("export", context_settings=CONTEXT)
+@click.argument("key")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="Write the Markdown to FILE instead of stdout.")
+@click.pass_context
+def postmortem_export(ctx: click.Context, key: str, out_file: Path | None) -> None:
+    """Write the post-mortem of incident KEY as Markdown: dates, severity and category, what happened,
+    the root cause, contributing factors, preventive actions and their status, the remedy, money
+    refunded and the milestones. Exits 1 when the incident has no post-mortem yet."""
+    from worker.reporting import NoPostmortem, postmortem_markdown
+
+    conn: Connection = ctx.obj
+    snap: Snapshot = conn.run(key, lambda amends: amends.snapshot(key))
+    try:
+        text = postmortem_markdown(snap)
+    except NoPostmortem as err:
+        fail(f"refused: {err}", EXIT_REFUSED)
+    if out_file is None:
+        click.echo(text, nl=False)
+    else:
+        out_file.write_text(text)
+        click.echo(str(out_file))
+
+
+# ================================================================ the report
+
+
+def parse_since(text: str) -> datetime:
+    """``2026-11-01`` (midnight UTC) or an ISO 8601 time; a time without a zone is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time", param_hint="--since")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+REPORT_QUERY = 'WorkflowType="IncidentRecovery"'
+QUERY_CONCURRENCY = 8
+
+
+async def incident_snapshots(client, since: datetime | None, per_query_timeout: float,
+                             warn: Callable[[str], None]) -> list[Snapshot]:
+    """The snapshot of every incident visibility lists (started after ``since``), from its latest run.
+
+    An incident that continued as new has two runs; it is counted once, and
+    with ``since`` only when its first run is among those listed (it opened
+    after ``since``). One that cannot be queried is skipped with a warning.
+    """
+    from temporalio.client import WorkflowExecutionStatus
+
+    from workflows.incident import IncidentRecovery
+
+    query = REPORT_QUERY
+    if since is not None:
+        query += f' AND StartTime > "{since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}"'
+    runs: dict[str, list] = {}
+    async for wf in client.list_workflows(query):
+        runs.setdefault(wf.id, []).append(wf)
+    gate = asyncio.Semaphore(QUERY_CONCURRENCY)
+
+    async def one(wid: str) -> Snapshot | None:
+        async with gate:
+            try:
+                handle = client.get_workflow_handle(wid, result_type=Snapshot)  # no run id: the latest run
+                return await asyncio.wait_for(handle.query(IncidentRecovery.snapshot), per_query_timeout)
+            except TimeoutError:
+                warn(f"warning: skipped {wid}: no answer to the snapshot query within {per_query_timeout:.0f}s")
+            except Exception as err:  # noqa: BLE001  (a failed, terminated or foreign workflow: report the rest)
+                warn(f"warning: skipped {wid}: {getattr(err, 'message', None) or err}")
+            return None
+
+    snaps = [s for s in await asyncio.gather(*(one(wid) for wid in runs)) if s is not None]
+    if since is not None:
+        continued = {wid for wid, listed in runs.items()
+                     if any(w.status == WorkflowExecutionStatus.CONTINUED_AS_NEW for w in listed)}
+        snaps = [s for s in snaps if s.phase == "recovery" or s.workflow_id in continued]
+    return snaps
+
+
+@click.command(context_settings=CONTEXT, short_help="Summarise incidents: categories, root causes, stages, SLAs.")
+@click.option("--since", default=None, metavar="DATE",
+              help="Only incidents opened after DATE (YYYY-MM-DD, or an ISO 8601 time; UTC unless it says).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with one row per incident) instead of a table.")
+@connection_options
+def report(since: str | None, as_json: bool, address: str | None, namespace: str | None, task_queue: str,
+           timeout: float) -> None:
+    """Summarise incidents from Temporal's visibility store and each one's snapshot: counts by category,
+    by root-cause category (from the post-mortem; "none yet" without one) and by stage, the median
+    time from detection to apology (of those apologised for), and the deadlines breached (stages
+    whose deadline was missed, summed). Incidents that cannot be queried are skipped with a warning
+    on stderr."""
+    from worker.reporting import report_text, summarise
+
+    since_at = parse_since(since) if since else None
+    conn = Connection(address, namespace, task_queue, timeout)
+    warnings: list[str] = []
+
+    async def work(amends: AmendsClient) -> list[Snapshot]:
+        # Each query gets a third of the whole: a few that cannot answer still leave time for the rest.
+        return await incident_snapshots(amends.client, since_at, min(10.0, timeout / 3), warnings.append)
+
+    snaps = conn.run(None, work)
+    for line in warnings:
+        click.echo(line, err=True)
+    summary = {"since": since_at.isoformat() if since_at else None, **summarise(snaps),
+               "skipped": len(warnings)}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    elif terminal():
+        print_report(summary)
+    else:
+        click.echo(report_text(summary))
+
+
+def print_report(summary: dict) -> None:
+    """The summary as rich tables (``report_text`` is the same for a pipe)."""
+    from rich.text import Text
+
+    out = console()
+    out.print(Text.assemble((f"{summary['incidents']} incidents", "bold"),
+                            f" since {summary['since']}" if summary["since"] else ""))
+    for title, key in (("by category", "by_category"), ("by root cause", "by_root_cause_category"),
+                       ("by stage", "by_stage")):
+        rows = [(k.replace("_", " "), str(n)) for k, n in summary[key].items()]
+        out.print(table([title, "incidents"], rows or [("(none)", "")], numeric=["incidents"]))
+    median = summary["median_time_to_apology_seconds"]
+    out.print(Text.assemble(("median time to apology  ", "bold"), duration(median) if median is not None else "—",
+                            f"  ({summary['apologised']} of {summary['incidents']} apologised)"))
+    out.print(Text.assemble(("breached deadlines      ", "bold"), str(summary["breached_deadlines"])))
+
+
+# ================================================================ stalled incidents
+
+incidents = connected_group(
+    "incidents",
+    help="Lists of incidents, from Temporal's visibility store (the same queries the Web UI runs).",
+    short_help="Lists of incidents for ops (visibility queries).",
+)
+
+STALLED_QUERY = 'ExecutionStatus="Running" AND WorkflowType="IncidentRecovery" AND StageDeadline < "{now}"'
+
+
+async def stalled_incidents(client, now: datetime) -> list[dict]:
+    """Running incidents past their stage deadline, most overdue first."""
+    from workflows import search
+
+    query = STALLED_QUERY.format(now=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    rows = []
+    async for wf in client.list_workflows(query):
+        attrs = wf.typed_search_attributes
+        due = attrs.get(search.STAGE_DEADLINE)
+        if due is None or due >= now:
+            continue
+        rows.append({
+            "workflow_id": wf.id,
+            "stage": attrs.get(search.RECOVERY_STAGE),
+            "severity": attrs.get(search.SEVERITY),
+            "customer_id": attrs.get(search.CUSTOMER_ID),
+            "escalation_level": attrs.get(search.ESCALATION_LEVEL) or 0,
+            "deadline": due,
+            "overdue_seconds": int((now - due).total_seconds()),
+        })
+    return sorted(rows, key=lambda r: r["deadline"])
+
+
+@incidents.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.pass_context
+def stalled(ctx: click.Context, as_json: bool) -> None:
+    """Incidents past their stage's deadline, most overdue first."""
+    conn: Connection = ctx.obj
+
+    async def work(amends: AmendsClient) -> list[dict]:
+        return await stalled_incidents(amends.client, datetime.now(UTC))
+
+    rows = conn.run(None, work)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps({**row, "deadline": row["deadline"].isoformat()}))
+        return
+    if not rows:
+        click.echo("no stalled incidents")
+        return
+    cells = [(r["workflow_id"], r["stage"] or "", r["severity"] or "", duration(r["overdue_seconds"]),
+              str(r["escalation_level"]), utc(r["deadline"]), r["customer_id"] or "") for r in rows]
+    if terminal():
+        console().print(table(["incident", "stage", "severity", "overdue", "level", "due", "customer"], cells,
+                              numeric=["level"], whole=["incident"]))
+        return
+    for wid, stage, severity, overdue, level, due, customer in cells:
+        click.echo(f"{wid}  {stage:<15} {severity:<8} overdue {overdue}  level {level}  due {due}  {customer}")

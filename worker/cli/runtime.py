@@ -1,0 +1,191 @@
+"""Running things: ``amends dev`` (the embedded runtime), ``amends worker`` and ``amends setup``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+import click
+from temporalio.service import RPCError
+
+from worker.cli.connection import (
+    CONTEXT,
+    EXIT_INVALID,
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
+    Connection,
+    Failure,
+    connection_options,
+    fail,
+)
+from worker.cli.output import console, terminal
+from workflows.client import DEFAULT_TASK_QUEUE
+
+
+def _logging(rich: bool = False) -> None:
+    if rich:
+        from rich.logging import RichHandler
+
+        # Through rich, so that log lines land above a spinner instead of through it; it shows time and level.
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s",
+                            handlers=[RichHandler(console=console(err=True), show_path=False)])
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per SMTP command
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # a line per state callback
+
+
+class DevOutput:
+    """What ``amends dev`` says: at a terminal each start-up step is a spinner, then a tick; else plain lines."""
+
+    def __init__(self) -> None:
+        self.console = console(err=True) if terminal(err=True) else None
+        self.status = None
+        self.step = ""
+
+    def __call__(self, line: str) -> None:
+        from worker.devserver import is_progress
+
+        if self.console is None:
+            click.echo(line, err=line.startswith("amends dev:"))
+            return
+        # A step is done when the next one starts or the banner comes; an error says itself what went wrong.
+        self.close(done=is_progress(line) or not line.lstrip().startswith("amends dev:"))
+        if is_progress(line):
+            from rich.text import Text
+
+            self.step = line.removeprefix("amends dev: ").removesuffix("…")
+            self.status = self.console.status(Text(self.step + "…"))
+            self.status.start()
+        else:
+            click.echo(line, err=line.startswith("amends dev:"))
+
+    def close(self, done: bool = False) -> None:
+        if self.status is None or self.console is None:
+            return
+        self.status.stop()
+        self.status = None
+        if done:
+            from rich.text import Text
+
+            self.console.print(Text.assemble(("✓ ", "green"), self.step))
+
+
+@click.command(context_settings=CONTEXT,
+               short_help="Run Temporal + UI, a Stripe fake, an SMTP sink and the worker.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".data"),
+              show_default=True, help="Where incidents (SQLite), Stripe state, mail and logs are kept.")
+@click.option("--port", type=int, default=7233, show_default=True, help="Temporal gRPC port.")
+@click.option("--ui-port", type=int, default=8233, show_default=True, help="Temporal Web UI port.")
+@click.option("--stripe-port", type=int, default=8420, show_default=True, help="localstripe port.")
+@click.option("--smtp-port", type=int, default=1025, show_default=True, help="SMTP sink port.")
+@click.option("--webhook-port", type=int, default=8425, show_default=True,
+              help="Port of the webhook receiver that plays the backends.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=9464, show_default=True,
+              help="Port of the worker's Prometheus metrics (http://127.0.0.1:PORT/metrics); 0: none.")
+def dev(data_dir: Path, port: int, ui_port: int, stripe_port: int, smtp_port: int, webhook_port: int,
+        metrics_port: int) -> None:
+    """Run the embedded runtime until Ctrl-C: Temporal dev server and Web UI, localstripe, an SMTP sink
+    and the worker. Incidents survive a restart (they live in DATA/temporal.db)."""
+    from worker.devserver import DevPorts, run
+
+    out = DevOutput()
+    _logging(rich=out.console is not None)
+    try:
+        code = run(data_dir, DevPorts(temporal=port, ui=ui_port, stripe=stripe_port, smtp=smtp_port,
+                                      webhooks=webhook_port, metrics=metrics_port), out=out)
+    finally:
+        out.close()
+    raise SystemExit(code)
+
+
+@click.command(context_settings=CONTEXT, short_help="Run the worker alone (config from the environment).")
+@connection_options
+def worker(address: str | None, namespace: str | None, task_queue: str, timeout: float) -> None:
+    """Run the amends worker alone until Ctrl-C or SIGTERM.
+
+    The connection comes from the environment as for the `temporal` CLI (TEMPORAL_ADDRESS,
+    TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE); mail and Stripe
+    from AMENDS_* variables. With AMENDS_METRICS_BIND=HOST:PORT the worker serves Prometheus
+    metrics at http://HOST:PORT/metrics (docs/metrics.md).
+    """
+    from worker.config import Settings
+    from worker.main import run_worker
+
+    if address:
+        os.environ["TEMPORAL_ADDRESS"] = address
+    if namespace:
+        os.environ["TEMPORAL_NAMESPACE"] = namespace
+    settings = Settings.from_env().model_copy(update={"task_queue": task_queue})
+    _logging()
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    from worker.metrics import ENV, MetricsBindError
+
+    try:
+        asyncio.run(go())
+    except MetricsBindError as err:
+        fail(f"invalid: {ENV}: {err}", EXIT_INVALID)
+    except RuntimeError as err:
+        if "connect" not in str(err):
+            raise
+        fail(f"unavailable: cannot connect to Temporal: {err}", EXIT_UNAVAILABLE)
+    logging.getLogger("amends").info("worker stopped")
+
+
+@click.command(context_settings=CONTEXT, short_help="Register amends' search attributes on the namespace.")
+@click.option("--address", default=None,
+              help="Temporal frontend host:port [env TEMPORAL_ADDRESS, default: localhost:7233].")
+@click.option("--namespace", default=None, help="Temporal namespace [env TEMPORAL_NAMESPACE, default: default].")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for Temporal.")
+def setup(address: str | None, namespace: str | None, timeout: float) -> None:
+    """Register the search attributes amends' incidents upsert (RecoveryStage, Severity, ...) on the
+    namespace of the configured server, once: only missing ones are added, so running it again is
+    harmless. A name the namespace already has with another type is an error (exit 1), and nothing
+    is added. `amends dev` needs none of this: it registers them itself.
+    """
+    from worker.config import connect
+    from worker.setup import (
+        SearchAttributeConflict,
+        register_search_attributes,
+        type_name,
+        wanted_type,
+    )
+    from workflows import search
+
+    conn = Connection(address, namespace, DEFAULT_TASK_QUEUE, timeout)
+
+    async def go():
+        # Outcomes are returned, not raised (see Connection.run).
+        try:
+            client = await asyncio.wait_for(connect(address, namespace), timeout)
+        except (TimeoutError, RuntimeError) as err:
+            return None, Failure(f"unavailable: cannot connect to Temporal at {conn.where()}: "
+                                 f"{err or 'timed out'}", EXIT_UNAVAILABLE)
+        try:
+            return await asyncio.wait_for(register_search_attributes(client, namespace), timeout), None
+        except SearchAttributeConflict as err:
+            return None, Failure(f"refused: {err}", EXIT_REFUSED)
+        except TimeoutError:
+            return None, Failure(f"unavailable: no answer from {conn.where()} within {timeout:.0f}s",
+                                 EXIT_UNAVAILABLE)
+        except RPCError as err:
+            return None, conn.failure(err, None)
+
+    result, failure = asyncio.run(go())
+    if failure is not None:
+        raise failure
+    types = {k.name: type_name(wanted_type(k)) for k in search.ALL}
+    click.echo(f"search attributes on namespace {result.namespace!r} at {conn.where()}:")
+    for name, kind in types.items():
+        click.echo(f"  {'added' if name in result.added else 'present':<8} {name} ({kind})")
+    click.echo(f"{len(result.added)} added, {len(result.present)} already present")
