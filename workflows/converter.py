@@ -20,26 +20,29 @@ from __future__ import annotations
 from typing import Any, Self
 
 from pydantic import ValidationError
-from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
-    ActivitySerializationContext,
     CompositePayloadConverter,
     DataConverter,
     DefaultPayloadConverter,
     JSONPlainPayloadConverter,
     SerializationContext,
     WithSerializationContext,
+    WorkflowSerializationContext,
 )
 from temporalio.exceptions import ApplicationError
 
 
-def _field(loc: tuple[int | str, ...]) -> str:
+def _internal(part: str) -> bool:
     # pydantic names its validators and union members in the location
     # ("function-after[...]", "IncidentReport"); a caller needs the path of
     # field names and list positions only.
-    parts = [str(p) for p in loc if isinstance(p, int) or ("[" not in p and not p[:1].isupper())]
+    return "[" in part or part[:1].isupper()
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc if isinstance(p, int) or not _internal(p)]
     return ".".join(parts) or "input"
 
 
@@ -47,7 +50,7 @@ def explain(err: ValidationError) -> str:
     errors = err.errors(include_url=False)
     # A union (the start input) reports every member's complaints: keep those
     # of the member the input came closest to.
-    members = {e["loc"][0] for e in errors if e["loc"] and isinstance(e["loc"][0], str) and e["loc"][0][:1].isupper()}
+    members = {e["loc"][0] for e in errors if e["loc"] and isinstance(e["loc"][0], str) and _internal(e["loc"][0])}
     if len(members) > 1:
         best = min(members, key=lambda m: sum(1 for e in errors if e["loc"] and e["loc"][0] == m))
         errors = [e for e in errors if e["loc"] and e["loc"][0] == best]
@@ -75,8 +78,9 @@ class ExplainingJSONPayloadConverter(PydanticJSONPlainPayloadConverter, WithSeri
             return super().from_payload(payload, type_hint)
         except ValidationError as err:
             reason = explain(err)
-            if workflow.in_workflow() and not isinstance(self.context, ActivitySerializationContext):
-                # The workflow's own input or an update's argument: the caller's to correct.
+            if isinstance(self.context, WorkflowSerializationContext):
+                # The workflow's own input or an update's argument (or, at a client, the
+                # answer to one): the caller's to correct.
                 raise ApplicationError(reason, type="InvalidInput", non_retryable=True) from None
             # Anything else (an activity's result or input): fail the task, retried after a fix.
             raise InvalidPayload(reason) from None

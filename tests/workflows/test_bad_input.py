@@ -1,0 +1,188 @@
+"""Bad input never hurts: every refusal names the field and the rule, writes nothing, and the
+incident takes its next valid step at once. Sent as a backend in any language would: raw JSON
+through the Temporal client and through the `temporal` CLI, on the dev server (where a refused
+update leaves the history exactly as it was)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from pydantic import ValidationError
+from temporalio.api.common.v1 import Payload
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.common import RawValue, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+
+from tests.helpers import AGENT, history_kinds, report, settled
+from tests.worker.test_temporal_cli import cli
+from tests.workflows.bad_input import mutated
+from tests.workflows.corpus import CORPUS
+from workflows.client import AmendsClient
+from workflows.inputs import ApologyInput, IncidentReport, NeedsInput
+from workflows.stages import Stage
+from workflows.steps import REGISTRY
+
+NON_JSON = RawValue(Payload(metadata={"encoding": b"binary/plain"}, data=b"\x00\x01 not json"))
+BROKEN_JSON = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=b'{"by": '))
+
+
+def refusal(err: WorkflowUpdateFailedError | WorkflowFailureError) -> str:
+    cause = err.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "InvalidInput", cause
+    assert "function-after" not in cause.message and "ContinuedIncident" not in cause.message
+    return cause.message
+
+
+async def opened(amends: AmendsClient) -> tuple[str, object]:
+    rep = report(None)
+    await amends.open_incident(rep)
+    handle = amends.handle(rep.incident_key)
+    await settled(handle)
+    return rep.incident_key, handle
+
+
+async def test_null_and_non_json_inputs_are_refused_naming_the_input(dev_env, dev_worker, settings):
+    amends = AmendsClient(dev_env.client, settings.task_queue)
+    key, handle = await opened(amends)
+    before = await history_kinds(handle)
+    for name in REGISTRY:
+        for arg in (None, NON_JSON, BROKEN_JSON):
+            with pytest.raises(WorkflowUpdateFailedError) as err:
+                await handle.execute_update(name, arg)
+            message = refusal(err.value)
+            if arg is BROKEN_JSON:
+                assert message.startswith("input: Invalid JSON"), message
+            else:
+                assert message.startswith(f"{name} needs its input: a JSON object ({REGISTRY[name].input.__name__}")
+    assert await history_kinds(handle) == before
+    snap = await amends.apologise(key, ApologyInput(by=AGENT))
+    assert snap.stage == Stage.APOLOGISED
+    assert "workflow_task_failed" not in await history_kinds(handle)
+
+
+BAD_OPENS = {
+    "missing field": (lambda d: d.pop("impact"), "impact: Field required"),
+    "bad email": (lambda d: d["customer"].update(email="alex(at)example"), "customer.email: value is not a valid email"),
+    "naive time": (lambda d: d.update(detected_at="2026-11-20T09:30:00"), "detected_at: Input should have timezone info"),
+    "unknown enum": (lambda d: d.update(severity="apocalyptic"), "severity: Input should be 'low', 'medium', 'high' or"),
+    "extra field": (lambda d: d.update(priority="urgent"), "priority: Extra inputs are not permitted"),
+    "float amount": (lambda d: d["order"]["amount_paid"].update(amount=80.0), "order.amount_paid.amount: Input should be"),
+    "line break in a name": (lambda d: d["customer"].update(name="Alex\r\nRivera"), "customer.name: must be a single line"),
+}
+
+
+@pytest.mark.parametrize("broken", list(BAD_OPENS))
+async def test_a_malformed_open_is_refused_readably_and_the_key_opens_once_corrected(dev_env, dev_worker, settings,
+                                                                                    broken):
+    amends = AmendsClient(dev_env.client, settings.task_queue)
+    rep = report(None)
+    raw = rep.model_dump(mode="json")
+    breaks, reason = BAD_OPENS[broken]
+    breaks(raw)
+    handle = await dev_env.client.start_workflow(
+        "IncidentRecovery", raw, id=f"incident-{rep.incident_key}", task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    assert reason in refusal(failed.value)
+    snap = await amends.open_incident(rep)  # the same key, corrected
+    assert snap.stage == Stage.DETECTED and snap.report.incident_key == rep.incident_key
+
+
+async def test_a_corpus_of_bad_json_is_refused_field_by_field_by_client_and_cli(dev_env, dev_worker, settings):
+    assert len(CORPUS) >= 60
+    amends = AmendsClient(dev_env.client, settings.task_queue)
+    key, handle = await opened(amends)
+    length = len(await history_kinds(handle))
+    for step, doc, field in CORPUS:
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await handle.execute_update(step, doc)
+        assert field in refusal(err.value), (step, doc)
+        assert len(await history_kinds(handle)) == length, f"{step} wrote history: {field}"
+    for step, doc, field in CORPUS:
+        ran = await cli(dev_env, "workflow", "update", "execute", "--workflow-id", f"incident-{key}", "--name", step,
+                        "--input", json.dumps(doc), check=False)
+        assert ran.returncode != 0 and field in ran.stdout + ran.stderr, (step, doc, ran.stderr[-300:])
+    assert len(await history_kinds(handle)) == length
+    snap = await amends.apologise(key, ApologyInput(by=AGENT))
+    assert snap.stage == Stage.APOLOGISED and "workflow_task_failed" not in await history_kinds(handle)
+
+
+def _draw(count: int) -> list[tuple[str, object]]:
+    """``count`` mutated payloads across every update's input, drawn by hypothesis."""
+    drawn: list[tuple[str, object]] = []
+
+    @hsettings(max_examples=count, database=None, deadline=None, derandomize=True,
+               suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def collect(data: st.DataObject) -> None:
+        name = data.draw(st.sampled_from(sorted(REGISTRY)))
+        drawn.append((name, data.draw(mutated(name))))
+
+    collect()
+    return drawn
+
+
+async def test_a_thousand_generated_payloads_neither_wedge_an_incident_nor_pass_when_invalid(
+        dev_env, dev_worker, settings):
+    payloads = _draw(1_000)
+    assert len(payloads) >= 1_000
+    amends = AmendsClient(dev_env.client, settings.task_queue)
+    key, handle = await opened(amends)
+    started, invalid, accepted_invalid = time.monotonic(), 0, []
+    for name, doc in payloads:
+        try:
+            REGISTRY[name].input.model_validate_json(json.dumps(doc))
+            valid = True
+        except ValidationError:
+            valid, invalid = False, invalid + 1
+        try:
+            await handle.execute_update(name, doc)
+            if not valid:
+                accepted_invalid.append((name, doc))
+        except WorkflowUpdateFailedError as err:
+            assert isinstance(err.cause, ApplicationError), err.cause  # a refusal, never a crash
+    assert accepted_invalid == []
+    assert invalid >= 900
+    # Not wedged: no workflow task ever failed, and the incident still takes a valid step at once.
+    kinds = await history_kinds(handle)
+    assert "workflow_task_failed" not in kinds
+    snap = await amends.snapshot(key)
+    if snap.stage == Stage.DETECTED:
+        snap = await amends.apologise(key, ApologyInput(by=AGENT))
+    if snap.stage == Stage.APOLOGISED:
+        snap = await amends.record_needs(key, NeedsInput(by=AGENT, needs="a working tent"))
+    assert snap.stage in (Stage.NEEDS_GATHERED, Stage.REMEDY_AGREED)
+    print(f"\n{len(payloads)} generated payloads ({invalid} invalid) in {time.monotonic() - started:.1f} s")
+
+
+async def test_generated_opens_that_are_invalid_fail_at_once_and_never_burn_their_key(dev_env, dev_worker, settings):
+    drawn: list[object] = []
+
+    @hsettings(max_examples=60, database=None, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(mutated("open"))
+    def collect(doc: object) -> None:
+        drawn.append(doc)
+
+    collect()
+    for doc in drawn:
+        try:
+            IncidentReport.model_validate_json(json.dumps(doc))
+            continue  # valid: an ordinary open, tested elsewhere
+        except ValidationError:
+            pass
+        key = f"gen-{uuid.uuid4().hex[:10]}"
+        handle = await dev_env.client.start_workflow(
+            "IncidentRecovery", doc, id=f"incident-{key}", task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+        refusal(failed.value)
+        await AmendsClient(dev_env.client, settings.task_queue).open_incident(report(None, key=key))
