@@ -33,6 +33,7 @@ from worker.main import build_worker
 from worker.processes import free_port, wait_for_port
 from workflows import search
 from workflows.client import AmendsClient
+from workflows.converter import data_converter
 from workflows.inputs import (
     AcceptInput,
     ApologyInput,
@@ -42,7 +43,6 @@ from workflows.inputs import (
     PostmortemInput,
     RemedyProposal,
 )
-from workflows.converter import data_converter
 
 BIN = Path(sys.executable).parent
 SETTINGS = {

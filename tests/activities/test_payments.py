@@ -15,12 +15,12 @@ from tests.support.factories import AGENT, CUSTOMER, paid_intent, report
 from tests.support.history import keep_history
 from tests.support.mail import mail_to, text_of
 from tests.support.steps import STEP_INPUTS, take, wait_for
+from worker.main import WORKFLOW_RUNNER, activities_for
 from workflows.client import AmendsClient
+from workflows.incident import IncidentRecovery
 from workflows.inputs import AcceptInput, RemedyProposal
 from workflows.money import Money
 from workflows.payloads import RefundRequest
-from workflows.incident import IncidentRecovery
-from worker.main import WORKFLOW_RUNNER, activities_for
 from workflows.stages import Stage
 
 

@@ -49,7 +49,8 @@ async def settled(handle) -> list[str]:
     for _ in range(400):
         kinds = await history_kinds(handle)
         scheduled = kinds.count("activity_task_scheduled")
-        finished = sum(kinds.count(k) for k in ("activity_task_completed", "activity_task_failed", "activity_task_timed_out"))
+        finished = sum(kinds.count(k) for k in ("activity_task_completed", "activity_task_failed",
+                                                 "activity_task_timed_out"))
         # A workflow task scheduled or started (say, the first of a run continued as new) is not settled.
         if kinds == last and scheduled == finished and kinds[-1] not in ("workflow_task_scheduled",
                                                                          "workflow_task_started"):

@@ -132,7 +132,8 @@ def closed(r: Recovery, stage: Stage = Stage.CLOSED, at: datetime | None = NOW) 
 
 
 def with_actions(r: Recovery, *statuses: str) -> Recovery:
-    """Preventive actions ``action-1``… with these statuses, as ``record_postmortem`` and ``complete_action`` leave them."""
+    """Preventive actions ``action-1``… with these statuses, as ``record_postmortem`` and ``complete_action``
+    leave them."""
     r.s.actions = [
         ActionState(
             action_id=f"action-{n}", action=f"action {n}", owner={"name": "Ops lead", "email": "ops@example.com"},

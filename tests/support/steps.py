@@ -54,7 +54,9 @@ async def take(amends: AmendsClient, key: str, step: str):
 
 
 # The shortest walk to each stage (manual items only, so no money moves).
-WALK = ["apologise", "record_needs", "propose_remedy", "accept_remedy", "confirm_fulfilment", "close", "record_postmortem"]
+WALK = [
+    "apologise", "record_needs", "propose_remedy", "accept_remedy", "confirm_fulfilment", "close", "record_postmortem",
+]
 REACHES = {
     Stage.DETECTED: 0, Stage.APOLOGISED: 1, Stage.NEEDS_GATHERED: 2, Stage.REMEDY_AGREED: 4,
     Stage.FULFILLED: 5, Stage.CLOSED: 6, Stage.POSTMORTEM_DONE: 7,

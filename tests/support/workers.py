@@ -20,7 +20,8 @@ async def start_worker(env, settings, task_queue: str, pause_dir: Path | None, e
         "AMENDS_SMTP_HOST": settings.mail.host,
         "AMENDS_SMTP_PORT": str(settings.mail.port),
     }
-    args = [sys.executable, "-m", "tests.support.crash_worker", "--address", env.client.service_client.config.target_host]
+    args = [sys.executable, "-m", "tests.support.crash_worker",
+            "--address", env.client.service_client.config.target_host]
     if pause_dir:
         args += ["--pause-after-refund", str(pause_dir)]
     proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, env=environ, stdout=asyncio.subprocess.PIPE)

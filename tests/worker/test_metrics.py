@@ -26,7 +26,6 @@ from worker.processes import free_port
 from workflows.client import AmendsClient
 from workflows.inputs import ApologyInput, RemedyProposal
 
-
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 

@@ -16,8 +16,8 @@ from tests.support.servers import WEBHOOK_SECRET
 from tests.support.steps import STEP_INPUTS, take, wait_for
 from worker.main import WORKFLOW_RUNNER, activities_for
 from workflows.client import AmendsClient
-from workflows.inputs import AcceptInput, FlagInput, FulfilmentConfirmation, RemedyProposal
 from workflows.incident import IncidentRecovery
+from workflows.inputs import AcceptInput, FlagInput, FulfilmentConfirmation, RemedyProposal
 from workflows.stages import Stage
 
 
