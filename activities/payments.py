@@ -13,7 +13,7 @@ import stripe
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.money import Money
+from workflows.money import Money, format_money
 from workflows.payloads import CouponRequest, CouponResult, RefundRequest, RefundResult
 
 KEY = "amends_key"
@@ -53,8 +53,7 @@ class PaymentActivities:
         )
         if ours + req.amount.amount > req.amount_paid.amount:
             raise ApplicationError(
-                f"refund of {req.amount} refused: the incident has refunded {ours / 100:.2f} "
-                f"{req.amount.currency} of {req.amount_paid} paid",
+                ceiling_message(req.amount, ours, req.amount_paid),
                 type="RefundCeiling",
                 non_retryable=True,
             )
@@ -121,6 +120,17 @@ class PaymentActivities:
             status=refund.status,
             reused=reused,
         )
+
+
+def ceiling_message(amount: Money, refunded: int, paid: Money) -> str:
+    """Why a refund of ``amount`` is refused when the incident has refunded ``refunded`` (minor units) of ``paid``.
+
+    Amounts in the currency's own decimals: 8000 JPY is "8000 JPY", not "80.00 JPY".
+    """
+    return (
+        f"refund of {amount} refused: the incident has refunded {format_money(refunded, paid.currency)} "
+        f"of {paid} paid"
+    )
 
 
 def _metadata(obj) -> dict:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,13 +26,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.notices import MailSettings
 from activities.payments import stripe_client
-from tests.conftest import free_port, wait_for_port
-from tests.helpers import AGENT, CUSTOMER, MANAGER, paid_intent, report
+from bench.factories import AGENT, CUSTOMER, MANAGER, paid_intent, report
 from worker.config import Settings
 from worker.mailsink import start_sink
 from worker.main import build_worker
+from worker.processes import free_port, wait_for_port
 from workflows import search
 from workflows.client import AmendsClient
+from workflows.converter import data_converter
 from workflows.inputs import (
     AcceptInput,
     ApologyInput,
@@ -43,7 +43,6 @@ from workflows.inputs import (
     PostmortemInput,
     RemedyProposal,
 )
-from workflows.converter import data_converter
 
 BIN = Path(sys.executable).parent
 SETTINGS = {
@@ -111,11 +110,11 @@ async def main() -> None:
     parser.add_argument("--in-flight", type=int, default=20)
     args = parser.parse_args()
     stripe_port, smtp_port = free_port(), free_port()
-    proc = subprocess.Popen([str(BIN / "localstripe"), "--port", str(stripe_port), "--from-scratch"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(str(BIN / "localstripe"), "--port", str(stripe_port), "--from-scratch",
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     controller, _ = start_sink("127.0.0.1", smtp_port)
     try:
-        wait_for_port(stripe_port)
+        await wait_for_port(stripe_port, "localstripe", timeout=30.0)
         results = {}
         for name, pragmas in SETTINGS.items():
             results[name] = await measure(pragmas, args.incidents, args.in_flight, f"http://127.0.0.1:{stripe_port}",
@@ -128,6 +127,7 @@ async def main() -> None:
     finally:
         controller.stop()
         proc.terminate()
+        await proc.wait()
 
 
 if __name__ == "__main__":

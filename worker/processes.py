@@ -97,6 +97,13 @@ def spawn(name: str, cmd: list[str], log_path: Path, cwd: Path) -> Child:
 # ---------------------------------------------------------------- ports
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now, chosen by the kernel (for the tests and the benchmark)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

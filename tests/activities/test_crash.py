@@ -3,41 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import AGENT, CUSTOMER, paid_intent, report
-from tests.workflows.test_guards import take, wait_for
+from tests.support.factories import AGENT, CUSTOMER, paid_intent, report
+from tests.support.steps import take, wait_for
+from tests.support.workers import start_worker
 from workflows.client import AmendsClient
 from workflows.inputs import AcceptInput, RemedyProposal
 from workflows.stages import Stage
 
 ROUNDS = 20
-ROOT = Path(__file__).resolve().parents[2]
-
-
-async def start_worker(env, settings, task_queue: str, pause_dir: Path | None, extra_env: dict | None = None):
-    environ = {
-        **os.environ,
-        **(extra_env or {}),
-        "AMENDS_TASK_QUEUE": task_queue,
-        "AMENDS_STRIPE_API_KEY": settings.stripe_api_key,
-        "AMENDS_STRIPE_API_BASE": settings.stripe_api_base,
-        "AMENDS_SMTP_HOST": settings.mail.host,
-        "AMENDS_SMTP_PORT": str(settings.mail.port),
-    }
-    args = [sys.executable, "-m", "tests.crash_worker", "--address", env.client.service_client.config.target_host]
-    if pause_dir:
-        args += ["--pause-after-refund", str(pause_dir)]
-    proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, env=environ, stdout=asyncio.subprocess.PIPE)
-    line = await asyncio.wait_for(proc.stdout.readline(), 60)
-    assert line.strip() == b"worker ready", line
-    return proc
 
 
 async def crash_rounds(env, settings, stripe, pause_dir: Path, lane: int, rounds: range) -> None:

@@ -8,7 +8,11 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.notices import MailSettings, render
-from tests.helpers import mail_to, text_of, AGENT, EVERY_STAFF_NAME, report
+from tests.support.factories import AGENT, EVERY_STAFF_NAME, report
+from tests.support.mail import mail_to, text_of
+from tests.support.servers import time_skipping
+from tests.support.steps import wait_for
+from worker.processes import free_port
 from workflows.client import AmendsClient
 from workflows.inputs import ApologyInput, Contact
 from workflows.payloads import Notice
@@ -76,7 +80,6 @@ async def test_a_notice_that_cannot_be_sent_hands_the_incident_to_a_human(ts_env
 
     from worker.main import WORKFLOW_RUNNER, activities_for
     from workflows.incident import IncidentRecovery
-    from tests.workflows.test_guards import wait_for
 
     odd = settings.model_copy(
         update={
@@ -103,9 +106,6 @@ async def test_a_mail_relay_that_stays_down_is_given_up_after_an_hour(settings):
     """Silence is the worst outcome: a notice retried for an hour in vain is recorded,
     and the incident goes on (its clocks keep running) instead of waiting forever."""
     from datetime import timedelta
-
-    from tests.conftest import free_port, time_skipping
-    from tests.workflows.test_guards import wait_for
 
     down = settings.model_copy(update={"mail": settings.mail.model_copy(update={"port": free_port()})})
     async with time_skipping(down) as env:

@@ -11,14 +11,16 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.payments import PaymentActivities
-from tests.helpers import AGENT, CUSTOMER, keep_history, mail_to, paid_intent, report, text_of
-from tests.workflows.test_guards import STEP_INPUTS, take, wait_for
+from tests.support.factories import AGENT, CUSTOMER, paid_intent, report
+from tests.support.history import keep_history
+from tests.support.mail import mail_to, text_of
+from tests.support.steps import STEP_INPUTS, take, wait_for
+from worker.main import WORKFLOW_RUNNER, activities_for
 from workflows.client import AmendsClient
+from workflows.incident import IncidentRecovery
 from workflows.inputs import AcceptInput, RemedyProposal
 from workflows.money import Money
 from workflows.payloads import RefundRequest
-from workflows.incident import IncidentRecovery
-from worker.main import WORKFLOW_RUNNER, activities_for
 from workflows.stages import Stage
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from worker.main import build_worker
+from worker.processes import free_port
 from workflows import search
 from workflows.converter import data_converter
 
@@ -41,12 +41,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _run(*cmd: str, timeout: float = 600) -> tuple[int, str]:

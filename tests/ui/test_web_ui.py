@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.helpers import AGENT, report
+from tests.support.factories import AGENT, report
 from workflows.client import AmendsClient, summary, workflow_id
 from workflows.inputs import ApologyInput
 

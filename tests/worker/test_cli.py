@@ -15,83 +15,25 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import typing
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import AGENT, paid_intent, report
+from tests.support.cli import BIN, REPO, amends, base_env, open_options, run
+from tests.support.factories import AGENT, paid_intent, report
 from worker.cli.fields import to_minor
-from workflows.schema import models
-
-SCHEMAS = {name: model for name, (model, _) in models().items()}
+from worker.processes import free_port
 from workflows.client import AmendsClient
 from workflows.inputs import ApologyInput, IncidentReport
+from workflows.schema import models
 from workflows.snapshot import Snapshot
 from workflows.stages import Stage
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
-async def run(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60) -> Ran:
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=REPO,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin is not None else None), timeout)
-    return Ran(proc.returncode, out.decode(), err.decode())
-
-
-async def amends(*args: str, env: dict[str, str], stdin: str | None = None) -> Ran:
-    return await run(sys.executable, "-m", "worker.cli", *args, env=env, stdin=stdin)
-
-
-def base_env(address: str, task_queue: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))}
-    env.update(TEMPORAL_ADDRESS=address, AMENDS_TASK_QUEUE=task_queue, USER="priya")
-    return env
-
-
-@pytest.fixture(scope="module")
-def cli_env(dev_env, dev_worker, settings) -> dict[str, str]:
-    return base_env(dev_env.client.service_client.config.target_host, settings.task_queue)
-
-
-def open_options(key: str, payment_ref: str) -> list[str]:
-    return [
-        "--key", key,
-        "--customer-id", f"cus-{key}",
-        "--customer-name", "Alex Rivera",
-        "--email", f"alex.{key}@example.com",
-        "--order-id", f"ord-{key}",
-        "--amount", "80.00",
-        "--currency", "USD",
-        "--payment-ref", payment_ref,
-        "--category", "late_delivery",
-        "--severity", "high",
-        "--what", "Your tent arrived nine days late.",
-        "--impact", "You left for your trip without it.",
-        "--owner-name", "Olga Brandt",
-        "--owner-email", "olga@example.com",
-        "--staff", "Kevin Lomax",
-    ]
+SCHEMAS = {name: model for name, (model, _) in models().items()}
 
 
 @pytest.fixture
@@ -282,12 +224,6 @@ def test_every_update_has_a_schema():
 
 
 # ---------------------------------------------------------------- amends dev
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def children_of(pid: int) -> dict[int, str]:

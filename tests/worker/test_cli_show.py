@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from pydantic import Field
 from rich.console import Console
 
-from tests.helpers import paid_intent
-from tests.worker.test_cli import amends, cli_env, open_options  # noqa: F401  (cli_env is a fixture)
+from tests.support.cli import amends, open_options
+from tests.support.factories import paid_intent
 from worker.cli import cli
 from worker.cli.custom_steps import propose
 from worker.cli.fields import option_for
@@ -45,7 +45,7 @@ EVERY_KIND = [
 ]
 
 
-async def test_show_prints_a_line_for_every_kind_of_remedy(cli_env, stripe):  # noqa: F811
+async def test_show_prints_a_line_for_every_kind_of_remedy(cli_env, stripe):
     key = f"order-{uuid.uuid4().hex[:8]}-late"
     opened = await amends("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)
     assert opened.code == 0, opened.err
@@ -68,7 +68,7 @@ async def test_show_prints_a_line_for_every_kind_of_remedy(cli_env, stripe):  # 
     assert "Refunded       0.00 USD of 80.00 USD paid; 80.00 USD refundable left" in shown.out
 
 
-async def test_a_validation_error_names_the_option_that_filled_the_field(cli_env):  # noqa: F811
+async def test_a_validation_error_names_the_option_that_filled_the_field(cli_env):
     key = f"order-{uuid.uuid4().hex[:8]}"  # never opened: with --currency nothing is asked before validating
     zero = await amends("incident", "propose", key, "--currency", "USD", "--coupon", "0", env=cli_env)
     assert zero.code == 2, zero.err

@@ -10,28 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import uuid
 
 import httpx
 import pytest
 import pytest_asyncio
 
-from tests.helpers import AGENT, paid_intent, report
-from tests.workflows.test_guards import STEP_INPUTS, wait_for
-from tests.workflows.test_sla import ALL_CALENDAR, policy
+from tests.support.factories import AGENT, paid_intent, report
+from tests.support.policy import ALL_CALENDAR, policy
+from tests.support.steps import STEP_INPUTS, wait_for
 from worker.config import connect
 from worker.main import build_worker
 from worker.metrics import MetricsBindError, prometheus_runtime
+from worker.processes import free_port
 from workflows.client import AmendsClient
 from workflows.inputs import ApologyInput, RemedyProposal
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 

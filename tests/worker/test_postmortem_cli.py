@@ -14,8 +14,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from tests.helpers import AGENT, CUSTOMER, MANAGER, report
-from tests.worker.test_cli import amends, cli_env, open_options  # noqa: F401  (cli_env is a fixture)
+from tests.support.cli import amends, open_options
+from tests.support.factories import AGENT, CUSTOMER, MANAGER, report
 from worker.reporting import (
     NO_ROOT_CAUSE,
     NoPostmortem,
@@ -73,7 +73,7 @@ async def closed_by_client(client: AmendsClient, **overrides) -> str:
 # ---------------------------------------------------------------- through the CLI
 
 
-async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cli_env, tmp_path):  # noqa: F811
+async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cli_env, tmp_path):
     key = f"order-{uuid.uuid4().hex[:8]}-late"
     opened = await amends("incident", "open", *open_options(key, "pi_unused"), env=cli_env)
     assert opened.code == 0, opened.err
@@ -163,7 +163,7 @@ async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cl
     assert printed.code == 0 and printed.out == md
 
 
-async def test_a_postmortem_with_a_past_due_date_is_refused_by_the_validator(cli_env, dev_env, settings):  # noqa: F811
+async def test_a_postmortem_with_a_past_due_date_is_refused_by_the_validator(cli_env, dev_env, settings):
     client = AmendsClient(dev_env.client, settings.task_queue)
     key = await closed_by_client(client)
     before = await client.snapshot(key)
@@ -189,7 +189,7 @@ async def test_a_postmortem_with_a_past_due_date_is_refused_by_the_validator(cli
     assert bad_factor.code == 2 and "KIND one of process, tooling" in bad_factor.err
 
 
-async def test_report_counts_the_incidents_of_a_period(cli_env, dev_env, settings):  # noqa: F811
+async def test_report_counts_the_incidents_of_a_period(cli_env, dev_env, settings):
     client = AmendsClient(dev_env.client, settings.task_queue)
     since = datetime.now(timezone.utc)
     two_hours_ago = since - timedelta(hours=2)

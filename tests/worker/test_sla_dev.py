@@ -12,10 +12,10 @@ from pathlib import Path
 
 from temporalio.worker import Worker
 
-from tests.activities.test_crash import start_worker
-from tests.helpers import report
-from tests.workflows.test_guards import wait_for
-from tests.workflows.test_sla import ALL_CALENDAR, policy
+from tests.support.factories import report
+from tests.support.policy import ALL_CALENDAR, policy
+from tests.support.steps import wait_for
+from tests.support.workers import start_worker
 from worker.main import WORKFLOW_RUNNER, activities_for
 from workflows import search
 from workflows.client import AmendsClient

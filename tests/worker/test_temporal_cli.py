@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 import sys
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tests.helpers import history_kinds, mail_to, paid_intent
+from tests.support.factories import paid_intent
+from tests.support.history import history_kinds
+from tests.support.mail import mail_to
+from tests.support.steps import wait_for
 from workflows.client import AmendsClient
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
@@ -101,8 +104,6 @@ async def test_an_incident_driven_only_through_the_temporal_cli(dev_env, dev_wor
     assert snapshot["report"]["order"]["amount_paid"] == {"amount": 12_000, "currency": "EUR"}
 
     amends = AmendsClient(dev_env.client, settings.task_queue)
-    from tests.workflows.test_guards import wait_for
-
     await wait_for(amends, key, lambda s: s.stage == "fulfilled")
     await update(dev_env, wid, "close", {"by": agent})
     assert await listed(dev_env, f'RecoveryStage="closed" AND CustomerId="cus-{key}"') == [wid]

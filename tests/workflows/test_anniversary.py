@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-
-from tests.helpers import AGENT, MANAGER, keep_history, mail_to, report, settled, text_of
-from tests.workflows.test_guards import WALK, assert_refused, take, wait_for
 from temporalio.client import WorkflowUpdateFailedError
 
+from tests.support.factories import AGENT, MANAGER, report
+from tests.support.history import keep_history, settled
+from tests.support.mail import mail_to, text_of
+from tests.support.steps import WALK, assert_refused, take, wait_for
 from workflows.client import AmendsClient
 from workflows.inputs import CompleteActionInput, FlagInput, PostmortemInput
 from workflows.stages import Stage

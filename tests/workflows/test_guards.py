@@ -2,67 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from tests.helpers import AGENT, CUSTOMER, DIRECTOR, MANAGER, history_kinds, keep_history, paid_intent, report, settled
-from workflows.client import AmendsClient, StepRefused
-from workflows.inputs import (
-    AcceptInput,
-    ApologyInput,
-    ApprovalInput,
-    CloseInput,
-    CompleteActionInput,
-    DeclineInput,
-    FlagInput,
-    FulfilmentConfirmation,
-    NeedsInput,
-    PostmortemInput,
-    RemedyProposal,
-    RenegotiateInput,
+from tests.support.factories import AGENT, DIRECTOR, MANAGER, REDO, refund
+from tests.support.history import history_kinds, keep_history, settled
+from tests.support.steps import (
+    STEP_INPUTS,
+    assert_refused,
+    opened,
+    take,
+    wait_for,
+    walk_to,
 )
+from workflows.client import AmendsClient
+from workflows.inputs import ApprovalInput, RemedyProposal
 from workflows.stages import Stage
-
-REDO = {"kind": "redo", "description": "we pitch the tent for you on site"}
-
-
-def refund(cents: int, currency: str = "USD") -> dict:
-    return {"kind": "refund", "amount": {"amount": cents, "currency": currency}}
-
-
-STEP_INPUTS = {
-    "apologise": ApologyInput(by=AGENT),
-    "record_needs": NeedsInput(by=AGENT, needs="a working tent"),
-    "propose_remedy": RemedyProposal(by=AGENT, items=[REDO]),
-    "approve_remedy": ApprovalInput(by=MANAGER),
-    "accept_remedy": AcceptInput(by=CUSTOMER, channel="email"),
-    "decline_remedy": DeclineInput(by=CUSTOMER, reason="not enough"),
-    "confirm_fulfilment": FulfilmentConfirmation(by=AGENT, item_id="remedy-1/item-1"),
-    "renegotiate": RenegotiateInput(by=AGENT, reason="the redo cannot be scheduled"),
-    "close": CloseInput(by=AGENT),
-    "record_postmortem": PostmortemInput(
-        by=MANAGER, what_happened="a parcel left with the wrong label", root_cause_category="process",
-        root_cause="labels are not checked against the order", preventive_actions=[
-            {"action": "scan every label against its order", "owner": {"name": "Ops lead", "email": "ops@example.com"},
-             "due": date.today() + timedelta(days=30)}],
-    ),
-    "complete_action": CompleteActionInput(by=MANAGER, action_id="action-1"),
-    "flag_account": FlagInput(by=MANAGER, reason="threatened staff"),
-}
-
-
-async def take(amends: AmendsClient, key: str, step: str):
-    return await getattr(amends, step)(key, STEP_INPUTS[step])
-
-
-# The shortest walk to each stage (manual items only, so no money moves).
-WALK = ["apologise", "record_needs", "propose_remedy", "accept_remedy", "confirm_fulfilment", "close", "record_postmortem"]
-REACHES = {
-    Stage.DETECTED: 0, Stage.APOLOGISED: 1, Stage.NEEDS_GATHERED: 2, Stage.REMEDY_AGREED: 4,
-    Stage.FULFILLED: 5, Stage.CLOSED: 6, Stage.POSTMORTEM_DONE: 7,
-}
 
 
 @pytest.fixture(params=["time-skipping", "dev-server"])
@@ -79,40 +34,6 @@ def amends(request, settings):
     client = AmendsClient(env.client, settings.task_queue)
     client.speculative_tasks = request.param == "dev-server"  # type: ignore[attr-defined]
     return client
-
-
-async def opened(amends, stripe=None, **kw) -> str:
-    amount = kw.pop("amount", 8_000)
-    pi = await paid_intent(stripe, amount) if stripe else "pi_unused"
-    rep = report(pi, amount=amount, **kw)
-    await amends.open_incident(rep)
-    return rep.incident_key
-
-
-async def walk_to(amends, key: str, stage: Stage) -> None:
-    for step in WALK[: REACHES[stage]]:
-        await take(amends, key, step)
-    snap = await amends.snapshot(key)
-    assert snap.stage == stage
-
-
-async def assert_refused(amends, key: str, step: str, arg=None, *, match: str) -> str:
-    """The step is refused with ``match`` in its reason, and history is untouched."""
-    handle = amends.handle(key)
-    before = await settled(handle)
-    snap_before = await amends.snapshot(key)
-    with pytest.raises(StepRefused) as refused:
-        await getattr(amends, step)(key, arg if arg is not None else STEP_INPUTS[step])
-    assert match in str(refused.value)
-    after = await history_kinds(handle)
-    assert after[: len(before)] == before
-    added = after[len(before):]
-    if amends.speculative_tasks:
-        assert added == []
-    else:
-        assert set(added) <= {"workflow_task_scheduled", "workflow_task_started", "workflow_task_completed"}
-    assert (await amends.snapshot(key)).model_dump() == snap_before.model_dump()
-    return str(refused.value)
 
 
 async def test_skipped_step_names_the_stage_and_the_steps_allowed_now(amends):
@@ -237,26 +158,3 @@ async def test_bad_json_from_a_backend_names_the_field(amends):
     assert err.value.cause.message.startswith("by.role: Input should be 'agent', 'manager', 'director'")
     after = await history_kinds(handle)
     assert "workflow_execution_update_accepted" not in after[len(before):]
-
-
-async def wait_for(amends, key, predicate, tries: int = 200):
-    import asyncio
-    from datetime import timedelta
-
-    from temporalio.service import RPCError
-
-    from workflows.incident import IncidentRecovery
-
-    snap = None
-    for _ in range(tries):
-        try:
-            # Short: a query that lands just as the incident continues as new
-            # can hang on the time-skipping server; the next one is answered.
-            snap = await amends.handle(key).query(IncidentRecovery.snapshot, rpc_timeout=timedelta(seconds=5))
-        except RPCError:
-            continue
-        if predicate(snap):
-            return snap
-        await asyncio.sleep(0.05)
-    assert snap is not None, "the incident never answered its snapshot query"
-    raise AssertionError(f"condition not reached; stage {snap.stage}, timeline {[e.step for e in snap.timeline]}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.helpers import text_of, AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, history_kinds, history_length, keep_history, paid_intent, recorded_search_attributes, report
+from tests.support.factories import AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, paid_intent, report
+from tests.support.history import history_kinds, history_length, keep_history, recorded_search_attributes
+from tests.support.mail import text_of
 from workflows.client import AmendsClient
 from workflows.inputs import (
     AcceptInput,

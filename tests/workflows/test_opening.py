@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from tests.helpers import history_kinds, report
-from tests.workflows.test_guards import WALK, take
+from tests.support.factories import report
+from tests.support.history import history_kinds
+from tests.support.steps import WALK, take
 from workflows.client import AmendsClient, IncidentClosed, workflow_id
 from workflows.stages import Stage
 

@@ -10,8 +10,9 @@ import pytest
 from temporalio import workflow
 from temporalio.worker import Worker
 
-from tests.helpers import AGENT, history_kinds, report
-from tests.workflows.thankful import THANK, THANKFUL, ThankfulRecovery, ThankInput
+from tests.support.factories import AGENT, report
+from tests.support.history import history_kinds
+from tests.support.thankful import THANK, THANKFUL, ThankfulRecovery, ThankInput
 from worker.main import WORKFLOW_RUNNER, activities_for
 from workflows import stages
 from workflows.client import AmendsClient, StepRefused

@@ -9,13 +9,15 @@ import pytest
 from temporalio.worker import Worker
 
 from activities.webhooks import verify
-from tests.conftest import WEBHOOK_SECRET
-from tests.helpers import AGENT, CUSTOMER, MANAGER, keep_history, mail_to, paid_intent, recorded_search_attributes, report, text_of
-from tests.workflows.test_guards import STEP_INPUTS, take, wait_for
+from tests.support.factories import AGENT, CUSTOMER, MANAGER, paid_intent, report
+from tests.support.history import keep_history, recorded_search_attributes
+from tests.support.mail import mail_to, text_of
+from tests.support.servers import WEBHOOK_SECRET
+from tests.support.steps import STEP_INPUTS, take, wait_for
 from worker.main import WORKFLOW_RUNNER, activities_for
 from workflows.client import AmendsClient
-from workflows.inputs import AcceptInput, FlagInput, FulfilmentConfirmation, RemedyProposal
 from workflows.incident import IncidentRecovery
+from workflows.inputs import AcceptInput, FlagInput, FulfilmentConfirmation, RemedyProposal
 from workflows.stages import Stage
 
 

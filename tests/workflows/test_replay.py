@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from tests.helpers import HISTORIES
+from tests.support.history import HISTORIES
 from worker.main import WORKFLOW_RUNNER
 from workflows.converter import data_converter
 from workflows.incident import IncidentRecovery

@@ -9,30 +9,17 @@ import pytest
 from pydantic import ValidationError
 
 from activities.webhooks import verify
-from tests.conftest import WEBHOOK_SECRET, time_skipping
-from tests.helpers import AGENT, CUSTOMER, keep_history, mail_to, recorded_search_attributes, report
-from tests.workflows.test_guards import STEP_INPUTS, take
-from worker.config import load_policy
+from tests.support.factories import AGENT, CUSTOMER, report
+from tests.support.history import keep_history, recorded_search_attributes
+from tests.support.mail import mail_to
+from tests.support.policy import ALL_CALENDAR, policy
+from tests.support.servers import WEBHOOK_SECRET, time_skipping
+from tests.support.steps import STEP_INPUTS, take
 from workflows.client import AmendsClient
 from workflows.inputs import ApologyInput, DeclineInput
-from workflows.sla import BusinessHours, SlaPolicy, advance, elapsed
+from workflows.sla import BusinessHours, advance, elapsed
 
 BERLIN = ZoneInfo("Europe/Berlin")
-DEFAULT = load_policy()
-
-
-def policy(**changes) -> SlaPolicy:
-    data = DEFAULT.model_dump(mode="json")
-    for path, value in changes.items():
-        node = data
-        *parents, last = path.split("__")
-        for p in parents:
-            node = node[p]
-        node[last] = value
-    return SlaPolicy.model_validate(data)
-
-
-ALL_CALENDAR = {"critical": "calendar", "high": "calendar", "medium": "calendar", "low": "calendar"}
 
 
 # ---------------------------------------------------------------- the business clock, as a function

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import report
-from tests.workflows.test_guards import STEP_INPUTS, wait_for
+from tests.support.factories import report
+from tests.support.steps import STEP_INPUTS, wait_for
 from workflows.client import AmendsClient, StepRefused
 from workflows.stages import HUMAN_STEPS, STEPS, Stage, build_machine, lifecycle_markdown, mermaid_diagram, step_for
 

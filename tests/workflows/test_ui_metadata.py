@@ -7,11 +7,11 @@ import re
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
-from tests.helpers import AGENT, CUSTOMER, paid_intent, report
-from tests.workflows.test_guards import take, wait_for
+from tests.support.factories import AGENT, CUSTOMER, paid_intent, report
+from tests.support.steps import take, wait_for
 from workflows.client import AmendsClient, summary
-from workflows.inputs import AcceptInput, RemedyProposal
 from workflows.converter import data_converter
+from workflows.inputs import AcceptInput, RemedyProposal
 
 
 async def metadata(handle) -> WorkflowMetadata:

@@ -54,7 +54,8 @@ def valid(node: dict[str, Any], root: dict[str, Any]) -> st.SearchStrategy[Json]
         low, high = node.get("minItems", 0), min(node.get("maxItems", 3), 3)
         return st.lists(valid(node.get("items", {}), root), min_size=low, max_size=max(low, high))
     if kind == "integer":
-        return st.integers(node.get("minimum", node.get("exclusiveMinimum", -1) + 1), min(node.get("maximum", 10**6), 10**6))
+        return st.integers(node.get("minimum", node.get("exclusiveMinimum", -1) + 1),
+                           min(node.get("maximum", 10**6), 10**6))
     if kind == "number":
         return st.floats(0, 1)
     if kind == "boolean":

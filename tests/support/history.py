@@ -1,0 +1,74 @@
+"""Reading a workflow's history in tests, and keeping it for the replay test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from temporalio.converter import decode_search_attributes
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+
+
+async def recorded_search_attributes(handle) -> dict:
+    """The search attributes as the history recorded them (start, then every upsert).
+
+    Read from the history because the time-skipping server cannot describe a
+    workflow whose Datetime attribute was unset.
+    """
+    seen: dict = {}
+    async for event in handle.fetch_history_events():
+        kind = event.WhichOneof("attributes")
+        if kind == "workflow_execution_started_event_attributes":
+            attrs = event.workflow_execution_started_event_attributes.search_attributes
+        elif kind == "upsert_workflow_search_attributes_event_attributes":
+            attrs = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+        else:
+            continue
+        for name, payload in attrs.indexed_fields.items():
+            if payload.data in (b"", b"null"):
+                seen.pop(name, None)
+            else:
+                seen[name] = decode_search_attributes(type(attrs)(indexed_fields={name: payload}))[name]
+    return {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in seen.items()}
+
+
+async def history_length(handle) -> int:
+    return len([e async for e in handle.fetch_history_events()])
+
+
+async def history_kinds(handle) -> list[str]:
+    """The kinds of the events in a workflow's history, e.g. ``timer_started``."""
+    return [e.WhichOneof("attributes").removesuffix("_event_attributes") async for e in handle.fetch_history_events()]
+
+
+async def settled(handle) -> list[str]:
+    """Wait until the workflow has no activity in flight and its history stops growing."""
+    last: list[str] = []
+    for _ in range(400):
+        kinds = await history_kinds(handle)
+        scheduled = kinds.count("activity_task_scheduled")
+        finished = sum(kinds.count(k) for k in ("activity_task_completed", "activity_task_failed",
+                                                 "activity_task_timed_out"))
+        # A workflow task scheduled or started (say, the first of a run continued as new) is not settled.
+        if kinds == last and scheduled == finished and kinds[-1] not in ("workflow_task_scheduled",
+                                                                         "workflow_task_started"):
+            return kinds
+        last = kinds
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"history did not settle: {last[-5:]}")
+
+
+async def keep_history(handle, name: str) -> None:
+    """With AMENDS_RECORD_HISTORIES=1, store the run's history for the replay test as ``<name>.json``.
+
+    Stored histories are how long-lived incidents are protected from code
+    changes: every history kept here must still replay (tests/workflows/test_replay.py).
+    A stored history is never overwritten: after a change of the workflow's
+    commands, record under a new name and keep the old file beside it.
+    """
+    path = HISTORIES / f"{name}.json"
+    if os.environ.get("AMENDS_RECORD_HISTORIES") == "1" and not path.exists():
+        history = await handle.fetch_history()
+        path.write_text(history.to_json())

@@ -1,0 +1,43 @@
+"""Temporal servers for tests that need one of their own (the session's servers are fixtures in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from worker.main import build_worker
+from workflows import search
+from workflows.converter import data_converter
+
+BIN = Path(sys.executable).parent
+WEBHOOK_SECRET = "whsec_tests"
+
+
+async def register_search_attributes(client: Client) -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in search.ALL},
+        )
+    )
+
+
+@contextlib.asynccontextmanager
+async def time_skipping(settings):
+    """A time-skipping server of its own, with a worker on ``settings``."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+        data_converter=data_converter,
+    )
+    try:
+        await register_search_attributes(env.client)
+        async with build_worker(env.client, settings):
+            yield env
+    finally:
+        await env.shutdown()
