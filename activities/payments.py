@@ -3,11 +3,19 @@
 Stripe's ``Idempotency-Key`` protects a retried request for 24 hours, but
 localstripe ignores it and a retry may come days later, so the activity
 first looks for a refund it already made (by the metadata key) and only
-then creates one; and it keeps its own ceiling so that an incident never
-returns more than was paid.
+then creates one. Two ceilings stand before a new refund: what this
+incident has refunded, and what the payment itself still holds according
+to Stripe (so two incidents on one payment cannot refund it twice over,
+whatever their reports say). The activity heartbeats while Stripe is asked,
+so a slow answer is waited for, not raced by a second attempt.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import stripe
 from temporalio import activity
@@ -27,25 +35,40 @@ class PaymentActivities:
         # coupon's metadata only.
         self.coupon_expiry_in_stripe = coupon_expiry_in_stripe
 
-    async def _refunds_of(self, target: dict) -> list:
-        page = await self.stripe.v1.refunds.list_async(params={**target, "limit": 100})
+    async def _refunds_of(self, target: dict[str, str]) -> list[stripe.Refund]:
+        params: dict[str, Any] = {**target, "limit": 100}
+        page = await self.stripe.v1.refunds.list_async(params=params)  # type: ignore[arg-type]
         return [r async for r in page.auto_paging_iter()]
+
+    async def _left_on(self, target: dict[str, str]) -> int:
+        """What the payment still holds: its amount less everything refunded on it, by anyone."""
+        if "charge" in target:
+            charge = await self.stripe.v1.charges.retrieve_async(target["charge"])
+        else:
+            intent = await self.stripe.v1.payment_intents.retrieve_async(
+                target["payment_intent"], params={"expand": ["latest_charge"]}
+            )
+            charge = intent.latest_charge  # type: ignore[assignment]
+        if not isinstance(charge, stripe.Charge):
+            return 0  # nothing was charged: nothing can go back
+        return int(charge.amount) - int(charge.amount_refunded)
 
     @activity.defn(name="refund_payment")
     async def refund_payment(self, req: RefundRequest) -> RefundResult:
         ref = req.payment_reference
         target = {"charge": ref} if ref.startswith("ch_") else {"payment_intent": ref}
-        activity.heartbeat("looking up refunds")
-        try:
-            existing = await self._refunds_of(target)
-        except stripe.InvalidRequestError as err:
-            raise ApplicationError(
-                f"payment {ref} cannot be refunded: {err.user_message or err}", type="RefundDeclined",
-                non_retryable=True,
-            ) from None
+        async with heartbeating("looking up refunds"):
+            try:
+                existing = await self._refunds_of(target)
+                left = await self._left_on(target)
+            except stripe.InvalidRequestError as err:
+                raise ApplicationError(
+                    f"payment {ref} cannot be refunded: {err.user_message or err}", type="RefundDeclined",
+                    non_retryable=True,
+                ) from None
         for refund in existing:
             if _metadata(refund).get(KEY) == req.idempotency_key:
-                return self._result(refund, req, reused=True)
+                return self._result(refund, reused=True)
 
         ours = sum(
             r.amount for r in existing
@@ -57,16 +80,24 @@ class PaymentActivities:
                 type="RefundCeiling",
                 non_retryable=True,
             )
-        activity.heartbeat("creating the refund")
-        try:
-            refund = await self.stripe.v1.refunds.create_async(
-                params={
-                    **target,
-                    "amount": req.amount.amount,
-                    "metadata": {KEY: req.idempotency_key, INCIDENT: req.incident_workflow_id, "item": req.item_id},
-                },
-                options={"idempotency_key": req.idempotency_key},
+        if req.amount.amount > left:
+            raise ApplicationError(
+                f"refund of {req.amount} refused: payment {ref} has {format_money(left, req.amount.currency)} "
+                f"left to refund (Stripe's own count, every refund on it included)",
+                type="RefundCeiling",
+                non_retryable=True,
             )
+        params: dict[str, Any] = {
+            **target,
+            "amount": req.amount.amount,
+            "metadata": {KEY: req.idempotency_key, INCIDENT: req.incident_workflow_id, "item": req.item_id},
+        }
+        try:
+            async with heartbeating("creating the refund"):
+                refund = await self.stripe.v1.refunds.create_async(
+                    params=params,  # type: ignore[arg-type]
+                    options={"idempotency_key": req.idempotency_key},
+                )
         except (stripe.CardError, stripe.InvalidRequestError) as err:
             raise ApplicationError(
                 f"refund declined by Stripe: {err.user_message or err}", type="RefundDeclined", non_retryable=True
@@ -77,7 +108,7 @@ class PaymentActivities:
                 type="RefundDeclined",
                 non_retryable=True,
             )
-        return self._result(refund, req, reused=False)
+        return self._result(refund, reused=False)
 
     @activity.defn(name="create_coupon")
     async def create_coupon(self, req: CouponRequest) -> CouponResult:
@@ -89,7 +120,7 @@ class PaymentActivities:
         except stripe.InvalidRequestError as err:
             if err.http_status != 404:
                 raise
-        params: dict = {
+        params: dict[str, Any] = {
             "id": req.coupon_id,
             "duration": "once",
             "metadata": {
@@ -105,7 +136,10 @@ class PaymentActivities:
         if self.coupon_expiry_in_stripe:
             params["redeem_by"] = int(req.redeem_by.timestamp())
         try:
-            await self.stripe.v1.coupons.create_async(params=params, options={"idempotency_key": req.coupon_id})
+            await self.stripe.v1.coupons.create_async(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": req.coupon_id},
+            )
         except stripe.InvalidRequestError as err:
             raise ApplicationError(
                 f"coupon refused by Stripe: {err.user_message or err}", type="CouponRefused", non_retryable=True
@@ -113,11 +147,10 @@ class PaymentActivities:
         return CouponResult(coupon_id=req.coupon_id)
 
     @staticmethod
-    def _result(refund, req: RefundRequest, reused: bool) -> RefundResult:
+    def _result(refund: stripe.Refund, reused: bool) -> RefundResult:
         return RefundResult(
             refund_id=refund.id,
             amount=Money(amount=refund.amount, currency=refund.currency.upper()),
-            status=refund.status,
             reused=reused,
         )
 
@@ -133,8 +166,24 @@ def ceiling_message(amount: Money, refunded: int, paid: Money) -> str:
     )
 
 
-def _metadata(obj) -> dict:
+def _metadata(obj: Any) -> dict[str, Any]:
     return obj.metadata.to_dict() if getattr(obj, "metadata", None) else {}
+
+
+@asynccontextmanager
+async def heartbeating(doing: str, every: float = 2.0) -> AsyncIterator[None]:
+    """Heartbeat while a Stripe call is in flight, so that a slow answer is not taken for a dead worker."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat(doing)
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 def stripe_client(api_key: str, api_base: str | None) -> stripe.StripeClient:

@@ -21,8 +21,8 @@ from temporalio.runtime import Runtime
 from activities.notices import MailSettings
 from activities.webhooks import TARGETS, WebhookSettings
 from workflows.client import DEFAULT_TASK_QUEUE
-from workflows.inputs import Contact
 from workflows.converter import data_converter
+from workflows.inputs import Contact
 from workflows.sla import SlaPolicy
 
 DEFAULT_SLA_POLICY = Path(__file__).with_name("sla_default.toml")
@@ -51,7 +51,7 @@ class Settings(BaseModel):
         return self.stripe_api_key.startswith("sk_test_amends")  # LOCAL_STRIPE_KEY and the tests' keys
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
         mail = MailSettings(
             host=e.get("AMENDS_SMTP_HOST", "localhost"),

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TextIO
 
 from worker import stripe_fake
 from worker.processes import (
@@ -119,14 +120,14 @@ class DevRuntime:
         self.data_dir = self.data_dir.resolve()
         self.mail_dir = self.data_dir / "mail"
         self.webhook_dir = self.data_dir / "webhooks"
-        self._webhooks = None
+        self._webhooks: Any = None
         self.log_dir = self.data_dir / "logs"
-        self._lock_file = None
-        self._sink = None
-        self._worker = None
-        self._worker_task: asyncio.Task | None = None
-        self.client = None
-        self.settings = None
+        self._lock_file: TextIO | None = None
+        self._sink: Any = None
+        self._worker: Any = None
+        self._worker_task: asyncio.Task[None] | None = None
+        self.client: Any = None
+        self.settings: Any = None
 
     @property
     def address(self) -> str:
@@ -135,9 +136,9 @@ class DevRuntime:
     def _lock(self) -> None:
         import fcntl
 
-        self._lock_file = open(self.data_dir / ".lock", "w")  # noqa: SIM115  (held, and locked, until stop())
+        lock = self._lock_file = open(self.data_dir / ".lock", "w")  # noqa: SIM115  (held, and locked, until stop())
         try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise DevError(f"another `amends dev` is already using {self.data_dir}") from None
 

@@ -22,7 +22,7 @@ class MailSink:
 
     async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd's handler hook
         message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        self.messages.append(message)  # type: ignore[arg-type]
+        self.messages.append(message)
         if self.directory:
             n = len(list(self.directory.glob("*.eml"))) + 1
             kind = message.get("X-Amends-Notice", "mail")

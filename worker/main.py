@@ -14,8 +14,8 @@ from activities.escalation import EscalationActivities
 from activities.notices import NoticeActivities
 from activities.payments import PaymentActivities, stripe_client
 from activities.webhooks import WebhookActivities
-from workflows.incident import IncidentRecovery
 from worker.config import Settings, connect
+from workflows.incident import IncidentRecovery
 
 
 def activities_for(settings: Settings) -> list:

@@ -29,7 +29,7 @@ from workflows import search
 
 def type_name(value: int) -> str:
     """``Keyword``, ``Int``, ... as the ``temporal`` CLI spells the types."""
-    name = IndexedValueType.Name(value).removeprefix("INDEXED_VALUE_TYPE_")
+    name = IndexedValueType.Name(IndexedValueType.ValueType(value)).removeprefix("INDEXED_VALUE_TYPE_")
     return search.CLI_TYPES.get(name, name.title().replace("_", ""))
 
 

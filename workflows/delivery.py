@@ -38,10 +38,15 @@ from workflows.options import (
     call,
     customer_line,
     failure_reason,
+    start,
 )
 
 if TYPE_CHECKING:
     from workflows.playbook import Playbook
+
+
+# How long a refund may go unanswered before its outcome counts as unknown.
+UNKNOWN_AFTER = timedelta(minutes=5)
 
 
 class Delivery:
@@ -111,8 +116,19 @@ class Delivery:
             amount_paid=s.report.order.amount_paid,
             reason=getattr(item.item, "reason", item.item.kind),
         )
+        refund = start("refund_payment", request, RefundResult, REFUND_OPTIONS, f"refund {amount} via Stripe")
         try:
-            result = await call("refund_payment", request, RefundResult, REFUND_OPTIONS, f"refund {amount} via Stripe")
+            try:
+                await workflow.wait_condition(refund.done, timeout=UNKNOWN_AFTER,
+                                              timeout_summary=f"{item.item_id}: refund outcome unknown after")
+            except TimeoutError:
+                # Stripe has not answered for minutes: the money may have moved. Say so,
+                # count it as paid, and keep asking (each attempt looks it up first).
+                item.status = "unknown"
+                pb.record("refund_unknown", SYSTEM, "stripe",
+                          f"{item.item_id}: {amount} refund outcome unknown; still asking Stripe")
+                pb.publish()
+            result = await refund
         except ActivityError as err:
             await self._failed(item, err)
             return

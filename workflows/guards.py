@@ -48,6 +48,9 @@ def condition_reason(r: Recovery, condition: str) -> str:
             f"or above before the customer's acceptance counts"
         )
     if condition == "has_undelivered_items":
+        if r.agreed and any(i.status == "unknown" for i in r.agreed.items):
+            return ("a refund's outcome is unknown (Stripe has not answered); it counts as paid until a look-up "
+                    "settles it, and the remedy can be renegotiated after that")
         return "the agreed remedy has no undelivered item that is not already in progress"
     if condition == "has_items_to_confirm":
         return "the agreed remedy has no work order waiting for confirmation"

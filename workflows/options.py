@@ -34,8 +34,9 @@ WEBHOOK_OPTIONS: workflow.ActivityConfig = dict(
         non_retryable_error_types=["WebhookRejected", "WebhookNotConfigured"],
     ),
 )
-# Money: retry transient faults for a while, then give the incident back to a
-# human (renegotiate) rather than retrying forever.
+# Money is retried until Stripe answers, however long that takes: an attempt
+# whose answer was lost may have moved money, and only a later look-up (each
+# attempt starts with one) can say. Only a definite no ends it.
 REFUND_OPTIONS: workflow.ActivityConfig = dict(
     start_to_close_timeout=timedelta(seconds=60),
     # A worker that dies mid-refund is noticed within this, not after the
@@ -43,7 +44,6 @@ REFUND_OPTIONS: workflow.ActivityConfig = dict(
     heartbeat_timeout=timedelta(seconds=10),
     retry_policy=RetryPolicy(
         maximum_interval=timedelta(minutes=2),
-        maximum_attempts=10,
         non_retryable_error_types=["RefundDeclined", "RefundCeiling", "CouponRefused"],
     ),
 )
@@ -56,6 +56,15 @@ async def call(name: str, arg: object, result_type: type[T], options: workflow.A
     config["summary"] = summary
     result = await workflow.execute_activity(name, arg, result_type=result_type, **config)
     return cast(T, result)
+
+
+def start(
+    name: str, arg: object, result_type: type[T], options: workflow.ActivityConfig, summary: str
+) -> workflow.ActivityHandle[T]:
+    """Start activity ``name``; the caller awaits the handle (and may watch the time meanwhile)."""
+    config = workflow.ActivityConfig(**options)
+    config["summary"] = summary
+    return workflow.start_activity(name, arg, result_type=result_type, **config)
 
 
 def failure_reason(err: ActivityError) -> str:

@@ -62,8 +62,7 @@ class RefundRequest(BaseModel):
 class RefundResult(BaseModel):
     refund_id: str
     amount: Money
-    status: str
-    reused: bool = False
+    reused: bool = Field(default=False, description="Found by its key: made by an earlier attempt.")
 
 
 class CouponRequest(BaseModel):

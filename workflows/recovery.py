@@ -72,7 +72,7 @@ class Recovery:
         pending = sum(
             st.item.refund_amount()
             for remedy in self.s.remedies if remedy.status == "agreed"
-            for st in remedy.items if st.status in ("pending", "in_progress")
+            for st in remedy.items if st.status in ("pending", "in_progress", "unknown")
         )
         return self.refunded_total + pending
 
@@ -126,7 +126,8 @@ class Recovery:
         if a is None or a.status != "agreed":
             return False
         statuses = [i.status for i in a.items]
-        return "in_progress" not in statuses and any(s != "delivered" for s in statuses)
+        busy = "in_progress" in statuses or "unknown" in statuses
+        return not busy and any(s != "delivered" for s in statuses)
 
     def has_open_actions(self) -> bool:
         return any(a.status == "open" for a in self.s.actions)

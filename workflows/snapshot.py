@@ -36,7 +36,12 @@ class TimelineEntry(BaseModel):
     detail: str = ""
 
 
-ItemStatus = Literal["pending", "in_progress", "awaiting_confirmation", "delivered", "failed", "cancelled"]
+# ``unknown``: money may have moved but Stripe has not said (its answer was lost); the
+# attempts go on, the amount counts against what may still be refunded, and the
+# remedy cannot be renegotiated until a look-up settles it.
+ItemStatus = Literal[
+    "pending", "in_progress", "unknown", "awaiting_confirmation", "delivered", "failed", "cancelled"
+]
 
 
 class RemedyItemState(BaseModel):

@@ -52,7 +52,7 @@ async def _run(*cmd: str, timeout: float = 600) -> tuple[int, str]:
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         return -1, f"{' '.join(cmd)} did not finish within {timeout:.0f}s"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -38,7 +38,7 @@ from workflows.stages import Stage
 
 
 def today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 async def shown(key: str, env: dict) -> Snapshot:
@@ -191,7 +191,7 @@ async def test_a_postmortem_with_a_past_due_date_is_refused_by_the_validator(cli
 
 async def test_report_counts_the_incidents_of_a_period(cli_env, dev_env, settings):
     client = AmendsClient(dev_env.client, settings.task_queue)
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     two_hours_ago = since - timedelta(hours=2)
     keys = []
     for category in ("late_delivery", "late_delivery", "damaged"):
@@ -235,7 +235,7 @@ async def test_report_counts_the_incidents_of_a_period(cli_env, dev_env, setting
 # ---------------------------------------------------------------- the reporting functions alone
 
 
-T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 def entry(step: str, stage: str, minutes: float) -> dict:

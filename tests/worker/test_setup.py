@@ -85,8 +85,8 @@ async def test_setup_twice_registers_once_and_succeeds_both_times(bare_env):
 
 async def test_a_name_with_another_type_is_refused_by_name(bare_env):
     # A namespace of its own on the same server, where CustomerId is an Int.
-    from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
     from google.protobuf.duration_pb2 import Duration
+    from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 
     namespace = "setup-clash"
     await bare_env.client.workflow_service.register_namespace(

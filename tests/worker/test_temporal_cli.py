@@ -6,54 +6,16 @@ names, and JSON shaped like the contracts' exported schema.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 
 from tests.support.factories import paid_intent
 from tests.support.history import history_kinds
 from tests.support.mail import mail_to
 from tests.support.steps import wait_for
+from tests.support.temporal_cli import cli, listed, update
 from workflows.client import AmendsClient
-
-TEMPORAL = str(Path(sys.executable).parent / "temporal")
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-async def cli(env, *args: str, check: bool = True) -> Ran:
-    # Asynchronous: the worker shares this event loop and must keep polling
-    # while the CLI waits for an update's result.
-    address = env.client.service_client.config.target_host
-    proc = await asyncio.create_subprocess_exec(
-        TEMPORAL, *args, "--address", address, "--namespace", "default",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    ran = Ran(proc.returncode or 0, out.decode(), err.decode())
-    if check and ran.returncode != 0:
-        raise AssertionError(f"temporal {' '.join(args)} failed:\n{ran.stdout}\n{ran.stderr}")
-    return ran
-
-
-async def update(env, wid: str, name: str, payload: dict, check: bool = True) -> Ran:
-    return await cli(env, "workflow", "update", "execute", "--workflow-id", wid, "--name", name,
-                     "--input", json.dumps(payload), check=check)
-
-
-async def listed(env, query: str) -> list[str]:
-    out = (await cli(env, "workflow", "list", "--query", query, "--output", "json")).stdout
-    rows = json.loads(out) if out.strip() else []
-    return [r["execution"]["workflowId"] for r in rows]
 
 
 async def test_an_incident_driven_only_through_the_temporal_cli(dev_env, dev_worker, settings, stripe, mail_sink):
@@ -69,7 +31,7 @@ async def test_an_incident_driven_only_through_the_temporal_cli(dev_env, dev_wor
         "severity": "medium",
         "what_happened": "Your lamp arrived broken.",
         "impact": "You had no light in your new flat for a week.",
-        "detected_at": datetime.now(timezone.utc).isoformat(),
+        "detected_at": datetime.now(UTC).isoformat(),
     }
     start = ["workflow", "start", "--type", "IncidentRecovery", "--task-queue", settings.task_queue,
              "--workflow-id", wid, "--input", json.dumps(report),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from stripe import InvalidRequestError
 from temporalio.client import WorkflowUpdateFailedError
 
 from tests.support.factories import AGENT, MANAGER, report
@@ -81,7 +82,7 @@ async def test_a_red_flagged_customer_gets_the_note_without_a_gift(clock_env, se
     assert withheld.detail == "no anniversary gift: the account is red-flagged"
     [note] = await mail_to(mail_sink, rep.customer.email, "anniversary")
     assert "gift" not in text_of(note).lower() and "voucher" not in text_of(note).lower()
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidRequestError):
         await stripe.v1.coupons.retrieve_async(f"incident-{key}-anniversary-gift")
 
 

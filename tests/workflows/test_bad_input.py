@@ -10,17 +10,20 @@ import time
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import RawValue, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 
-from tests.helpers import AGENT, history_kinds, report, settled
-from tests.worker.test_temporal_cli import cli
-from tests.workflows.bad_input import mutated
-from tests.workflows.corpus import CORPUS
+from tests.support.bad_input import mutated
+from tests.support.corpus import CORPUS
+from tests.support.factories import AGENT, report
+from tests.support.history import history_kinds, settled
+from tests.support.temporal_cli import cli
 from workflows.client import AmendsClient
 from workflows.inputs import ApologyInput, IncidentReport, NeedsInput
 from workflows.stages import Stage

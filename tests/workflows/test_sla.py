@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,7 +28,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 def test_business_clock_skips_the_weekend_and_a_holiday_in_its_time_zone():
     hours = BusinessHours(timezone="Europe/Berlin", holidays=["2026-11-30"])  # Monday off
     friday_4pm = datetime(2026, 11, 27, 16, 0, tzinfo=BERLIN)
-    due = advance(friday_4pm.astimezone(timezone.utc), timedelta(hours=8), hours)
+    due = advance(friday_4pm.astimezone(UTC), timedelta(hours=8), hours)
     # 1 h on Friday, nothing at the weekend or on the holiday, 7 h on Tuesday.
     assert due == datetime(2026, 12, 1, 16, 0, tzinfo=BERLIN)
     assert elapsed(friday_4pm, due, hours) == timedelta(hours=8)

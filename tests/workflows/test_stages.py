@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
+from transitions import MachineError
 
 from tests.support.factories import report
 from tests.support.steps import STEP_INPUTS, wait_for
@@ -31,7 +32,7 @@ def test_machine_has_no_shortcut_triggers():
     m = Model()
     build_machine(m)
     assert not [name for name in dir(m) if name.startswith("to_")]
-    with pytest.raises(Exception):
+    with pytest.raises(MachineError):
         m.close()  # type: ignore[attr-defined]  # not allowed from detected
 
 

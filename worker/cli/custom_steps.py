@@ -72,7 +72,7 @@ def propose(ctx, key, refunds, currency, coupons, coupon_percents, coupon_days, 
         raise click.UsageError("--waive and --invoice go together")
     if (split_cost is None) != (our_share is None):
         raise click.UsageError("--split-cost and --our-share go together")
-    work_items = dict(zip(WORK_KINDS, (redo, replacement, late_delivery, upgrade)))
+    work_items = dict(zip(WORK_KINDS, (redo, replacement, late_delivery, upgrade), strict=True))
 
     async def work(amends: AmendsClient) -> Snapshot:
         cur = currency
@@ -173,7 +173,8 @@ def postmortem(ctx, key, what, category, root_cause, factors, actions, owners, d
     data = step_data(
         by_name, role, channel, what_happened=what, root_cause_category=category, root_cause=root_cause,
         contributing_factors=[parse_factor(f) for f in factors],
-        preventive_actions=[{"action": a, "owner": parse_owner(o), "due": d} for a, o, d in zip(actions, owners, dues)],
+        preventive_actions=[{"action": a, "owner": parse_owner(o), "due": d}
+                            for a, o, d in zip(actions, owners, dues, strict=True)],
     )
     take_step(ctx, key, "record_postmortem", PostmortemInput, data, update_id)
 

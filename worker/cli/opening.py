@@ -51,11 +51,11 @@ def open_(ctx: click.Context, json_file, key, customer_id, customer_name, email,
         if given:
             raise click.UsageError(f"--json replaces the other options; drop {', '.join(given)}")
         try:
-            data = json.load(json_file)
+            given_json: Any = json.load(json_file)
         except json.JSONDecodeError as err:
             fail(f"invalid: {json_file.name}: not JSON: {err}", EXIT_INVALID)
         # Field names only: the JSON's fields are its own, not options.
-        report = build(IncidentReport, data)
+        report = build(IncidentReport, given_json)
     else:
         if amount is not None and currency is None:
             raise click.UsageError("--amount needs --currency (to know its minor units)")

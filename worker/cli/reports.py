@@ -69,7 +69,9 @@ def parse_since(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time", param_hint="--since")
+        raise click.BadParameter(
+            f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time", param_hint="--since"
+        ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 

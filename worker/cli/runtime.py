@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import click
 from temporalio.service import RPCError
@@ -43,7 +44,7 @@ class DevOutput:
 
     def __init__(self) -> None:
         self.console = console(err=True) if terminal(err=True) else None
-        self.status = None
+        self.status: Any = None
         self.step = ""
 
     def __call__(self, line: str) -> None:
