@@ -56,6 +56,8 @@ def condition_reason(r: Recovery, condition: str) -> str:
         return "the agreed remedy has no work order waiting for confirmation"
     if condition == "is_delivered":
         return "the agreed remedy is not fully delivered yet"
+    if condition == "has_open_actions":
+        return "every preventive action of the post-mortem is done already"
     return condition
 
 

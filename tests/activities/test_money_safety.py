@@ -12,6 +12,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.payments import PaymentActivities
 from tests.support.factories import AGENT, CUSTOMER, DIRECTOR, paid_intent, report
 from tests.support.faults import LosingProxy
+from tests.support.history import keep_history
 from tests.support.mail import mail_to, text_of
 from tests.support.servers import time_skipping
 from tests.support.steps import STEP_INPUTS, take, wait_for
@@ -80,6 +81,7 @@ async def test_a_refund_whose_answer_is_lost_is_unknown_blocks_renegotiation_and
             snap = await wait_for(amends, key, lambda s: s.stage == Stage.FULFILLED)
             assert [r.amount for r in await refunds_on(stripe, pi)] == [3_000]
             assert [m.amount.amount for m in snap.money_moved] == [3_000] and snap.refunded_total == 3_000
+            await keep_history(amends.handle(key), "refund_outcome_unknown")
 
 
 @pytest.mark.parametrize(("currency", "paid", "refund", "shown"), [

@@ -166,7 +166,7 @@ def test_the_engine_fulfils_only_a_remedy_delivered_in_full():
 def test_completing_an_action_needs_an_open_one():
     # The condition has no sentence of its own in guards.condition_reason: its name is the reason.
     r = with_actions(recovery(Stage.POSTMORTEM_DONE), "done", "done")
-    assert refusal(r, "complete_action") == "complete_action refused: has_open_actions"
+    assert refusal(r, "complete_action") == "complete_action refused: every preventive action of the post-mortem is done already"
 
 
 # ---------------------------------------------------------------- money

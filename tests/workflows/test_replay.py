@@ -29,6 +29,8 @@ def test_histories_are_stored():
         # approval, a decline, a red flag, coupons, a work order and the failure paths.
         "business_clock_decline", "approval_and_refund", "red_flag", "coupons_closed",
         "work_order_rejected_renegotiated", "refund_failed",
+        # A refund whose answer was lost for minutes (behind workflow.patched("refund-outcome-unknown")).
+        "refund_outcome_unknown",
     }
 
 
