@@ -61,7 +61,7 @@ async def one_incident(amends: AmendsClient, stripe, key: str) -> None:
     await amends.propose_remedy(key, RemedyProposal(by=AGENT, items=[
         {"kind": "refund", "amount": {"amount": 2_000, "currency": "USD"}},
         {"kind": "replacement", "description": "a new tent"}]))
-    await amends.accept_remedy(key, AcceptInput(by=CUSTOMER))
+    await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, remedy=1))
     await amends.confirm_fulfilment(key, FulfilmentConfirmation(by=AGENT, item_id="remedy-1/item-2"))
     for _ in range(600):
         if (await amends.snapshot(key)).stage == "fulfilled":

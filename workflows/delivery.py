@@ -15,7 +15,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from workflows import metrics
     from workflows.effects import CustomerNotice
-    from workflows.formatting import money
+    from workflows.formatting import duration, money
     from workflows.inputs import Contact
     from workflows.money import Money
     from workflows.payloads import (
@@ -121,8 +121,8 @@ class Delivery:
             try:
                 # Incidents that started their refund before this watch existed await it as they did.
                 if workflow.patched("refund-outcome-unknown"):
-                    await workflow.wait_condition(refund.done, timeout=UNKNOWN_AFTER,
-                                                  timeout_summary=f"{item.item_id}: refund outcome unknown after")
+                    watch = f"refund {item.item_id} unanswered for {duration(UNKNOWN_AFTER)}: outcome unknown"
+                    await workflow.wait_condition(refund.done, timeout=UNKNOWN_AFTER, timeout_summary=watch)
             except TimeoutError:
                 # Stripe has not answered for minutes: the money may have moved. Say so,
                 # count it as paid, and keep asking (each attempt looks it up first).

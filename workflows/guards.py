@@ -41,6 +41,12 @@ def condition_reason(r: Recovery, condition: str) -> str:
     p = r.proposal
     if condition == "has_proposal":
         return "no remedy has been proposed yet; propose_remedy first"
+    if condition == "is_approved" and p is not None and r.remedy_value(p) <= r.limit(p.proposed_by.role):
+        return (
+            f"remedy #{p.number} gives {money(r.goodwill(p), r.currency)} in coupons, waivers and gifts, beyond "
+            f"this incident's goodwill ceiling of {money(r.goodwill_ceiling, r.currency)}; it needs "
+            f"approve_remedy by a director before the customer's acceptance counts"
+        )
     if condition == "is_approved" and p is not None:
         return (
             f"remedy #{p.number} is worth {money(r.remedy_value(p), r.currency)}, above what "

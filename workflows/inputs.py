@@ -12,7 +12,7 @@ from datetime import date
 from enum import StrEnum
 
 import email_validator  # noqa: F401  (loaded now, not lazily inside the workflow sandbox)
-from pydantic import EmailStr, Field, StrictBool, model_validator
+from pydantic import EmailStr, Field, StrictBool, field_validator, model_validator
 
 from workflows.basics import Contract, Count, IncidentKey, Line, Note, ShortLine, Text, UtcDatetime
 from workflows.money import MAX_MINOR_UNITS, Money
@@ -102,11 +102,22 @@ class IncidentReport(Contract):
         default_factory=list,
         description="Staff connected with the failure: kept internal and removed from every customer notice.",
     )
-    approval_limits: ApprovalLimits = Field(default_factory=ApprovalLimits)
+    approval_limits: ApprovalLimits | None = Field(
+        default=None,
+        description="Not the report's to set: the worker's policy sets approval limits. Accepted only as the "
+                    "defaults that reports recorded before carried.",
+    )
     anniversary_after_days: Count = Field(default=365, ge=1, le=3660)
     anniversary_gift: Money | None = Field(
         default=None, description="A small gift with the anniversary note (a coupon); never for a red-flagged account.",
     )
+
+    @field_validator("approval_limits")
+    @classmethod
+    def _limits_are_the_policys(cls, limits: ApprovalLimits | None) -> ApprovalLimits | None:
+        if limits is not None and limits != ApprovalLimits():
+            raise ValueError("set by the worker's policy, not by the report that opens an incident; leave it out")
+        return limits
 
     @model_validator(mode="after")
     def _gift_in_the_orders_currency(self) -> IncidentReport:
@@ -136,16 +147,36 @@ class RemedyProposal(StepInput):
 
 
 class ApprovalInput(StepInput):
+    remedy: Count | None = Field(
+        default=None, ge=1,
+        description="The number of the remedy this decides (#N in the snapshot). Required: a decision names "
+                    "what it decides (optional in the schema only so that incidents recorded before still replay).",
+    )
+    total: Count | None = Field(
+        default=None, ge=0,
+        description="The remedy's worth as the approver saw it, in the order's minor units (the snapshot's "
+                    "value of the remedy). Required, like remedy.",
+    )
     note: Note | None = None
 
 
 class AcceptInput(StepInput):
+    remedy: Count | None = Field(
+        default=None, ge=1,
+        description="The number of the remedy this decides (#N in the snapshot). Required: a decision names "
+                    "what it decides (optional in the schema only so that incidents recorded before still replay).",
+    )
     on_behalf_of_customer: StrictBool = Field(
         default=False, description="An agent records the customer's yes (say which channel they said it on)."
     )
 
 
 class DeclineInput(StepInput):
+    remedy: Count | None = Field(
+        default=None, ge=1,
+        description="The number of the remedy this decides (#N in the snapshot). Required: a decision names "
+                    "what it decides (optional in the schema only so that incidents recorded before still replay).",
+    )
     reason: Text
 
 

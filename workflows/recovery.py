@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from workflows.inputs import Actor, Role
+from workflows.inputs import Actor, ApprovalLimits, Role
 from workflows.money import Money
 from workflows.snapshot import Deadline, Remedy, RemedyItemState, Snapshot, TimelineEntry
 from workflows.stages import Stage, steps_from
@@ -97,9 +97,32 @@ class Recovery:
     def remedy_value(self, remedy: Remedy) -> int:
         return remedy.value(self.paid)
 
+    @property
+    def limits(self) -> ApprovalLimits:
+        """The worker's policy, recorded when the incident opened (never the report's)."""
+        return self.s.policy.remedies.approval_limits if self.s.policy else ApprovalLimits()
+
+    def limit(self, role: Role) -> int:
+        return self.limits.limit(role)
+
     def approver_for(self, total: int) -> Role:
-        limits = self.s.report.approval_limits
-        return next((r for r in APPROVER_ROLES if limits.limit(r) >= total), Role.DIRECTOR)
+        return next((r for r in APPROVER_ROLES if self.limit(r) >= total), Role.DIRECTOR)
+
+    def goodwill(self, remedy: Remedy) -> int:
+        """What a remedy gives beyond money back: coupons, waived balances, gifts, shares paid as coupons."""
+        return sum(i.item.value(self.paid) for i in remedy.items if not i.item.refund_amount())
+
+    @property
+    def goodwill_ceiling(self) -> int:
+        multiple = self.s.policy.remedies.goodwill_multiple if self.s.policy else 1.0
+        return int(self.paid.amount * multiple)
+
+    def goodwill_committed(self) -> int:
+        return sum(self.goodwill(r) for r in self.s.remedies if r.status in ("agreed", "delivered"))
+
+    def beyond_goodwill(self, remedy: Remedy) -> bool:
+        goodwill = self.goodwill(remedy)
+        return goodwill > 0 and self.goodwill_committed() + goodwill > self.goodwill_ceiling
 
     def items_to_confirm(self) -> list[RemedyItemState]:
         a = self.agreed

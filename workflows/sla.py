@@ -23,7 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from workflows.inputs import Severity
+from workflows.inputs import ApprovalLimits, Severity
 from workflows.stages import Stage
 
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*(?:(\d+)\s*s)?\s*$")
@@ -131,6 +131,17 @@ def _calendar_always() -> dict[Severity, ClockKind]:
     return dict.fromkeys(Severity, "calendar")
 
 
+class RemedyPolicy(Strict):
+    """What may be promised without a higher role, set by the company (never by the report that opens an incident)."""
+
+    approval_limits: ApprovalLimits = Field(default_factory=ApprovalLimits)
+    goodwill_multiple: float = Field(
+        default=1.0, ge=0, le=100,
+        description="Coupons, waived balances, gifts and split shares of one incident together may reach this "
+                    "multiple of the amount paid; beyond it only a director may promise or approve.",
+    )
+
+
 class SlaPolicy(Strict):
     # Per stage, per severity: how long the stage may take.
     deadlines: dict[Stage, dict[Severity, Duration]]
@@ -141,6 +152,7 @@ class SlaPolicy(Strict):
     ladder: Ladder
     targets: dict[str, PageTarget] = Field(default_factory=dict)
     pause_while_waiting_on_customer: bool = True
+    remedies: RemedyPolicy = Field(default_factory=RemedyPolicy)
 
     @field_validator("warn_at")
     @classmethod

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from temporalio import workflow
+
 from workflows import metrics
 from workflows.effects import DeliverRemedy, NotifyCustomer, TellCrm
 from workflows.formatting import a, money
@@ -37,6 +39,7 @@ from workflows.inputs import (
     PostmortemInput,
     RemedyProposal,
     RenegotiateInput,
+    Role,
     StepInput,
 )
 from workflows.names import name_pattern
@@ -72,26 +75,67 @@ class StepSpec(Generic[In]):
 # ================================================================ guards
 
 
-def _approvable(r: Recovery, step: ApprovalInput, now: datetime) -> None:
+def _decided(r: Recovery, step: ApprovalInput | AcceptInput | DeclineInput) -> Remedy:
+    """A decision names the remedy it decides, and that remedy is the one pending."""
     p = r.proposal
     assert p is not None  # the table's has_proposal condition ran first
+    if step.remedy is None:
+        raise Refused(f"remedy: name the remedy this decides; the pending proposal is #{p.number}")
+    if step.remedy != p.number:
+        raise Refused(f"remedy: #{step.remedy} is not the pending proposal; #{p.number} is")
+    return p
+
+
+def _approvable(r: Recovery, step: ApprovalInput, now: datetime) -> None:
+    p = _decided(r, step)
+    total = r.remedy_value(p)
+    if step.total is None:
+        raise Refused(f"total: state the total you approve; remedy #{p.number} is worth {money(total, r.currency)} "
+                      f"({total} in minor units)")
+    if step.total != total:
+        raise Refused(f"total: remedy #{p.number} is worth {money(total, r.currency)}, not "
+                      f"{money(step.total, r.currency)}; approve what is proposed")
     role = step.by.role
     if role not in APPROVER_ROLES:
         raise Refused(f"by.role: {a(role)} cannot approve a remedy; an agent, manager or director can")
-    limit = r.s.report.approval_limits.limit(role)
-    total = r.remedy_value(p)
+    limit = r.limit(role)
     if total > limit:
         raise Refused(
             f"by.role: {a(role)} may approve up to {money(limit, r.currency)}; remedy #{p.number} "
             f"is worth {money(total, r.currency)} and needs {a(r.approver_for(total))}"
         )
+    if role != Role.DIRECTOR and r.beyond_goodwill(p):
+        raise Refused(f"by.role: {goodwill_reason(r, p)}; only a director can approve it")
+
+
+def goodwill_reason(r: Recovery, p: Remedy) -> str:
+    return (
+        f"remedy #{p.number} gives {money(r.goodwill(p), r.currency)} in coupons, waivers and gifts, beyond this "
+        f"incident's goodwill ceiling of {money(r.goodwill_ceiling, r.currency)} "
+        f"({money(r.goodwill_committed(), r.currency)} already agreed)"
+    )
+
+
+# Whose yes counts: the customer's own, or a backend's acting for the customer.
+CUSTOMER_VOICES = (Role.CUSTOMER, Role.BACKEND)
 
 
 def _acceptable(r: Recovery, step: AcceptInput, now: datetime) -> None:
-    p = r.proposal
-    assert p is not None
+    p = _decided(r, step)
+    if step.by.role not in CUSTOMER_VOICES:
+        recorded = step.on_behalf_of_customer and step.by.role in APPROVER_ROLES and step.channel != "agent"
+        if not recorded:
+            raise Refused(
+                f"by.role: {a(step.by.role)}'s own acceptance does not count; only the customer's does: a backend "
+                f"acting for the customer, or staff recording the customer's yes with on_behalf_of_customer and "
+                f"the channel the customer used (email, phone, chat, ...)"
+            )
     # The ceiling may have moved since the proposal (another remedy delivered).
     check_money(r, [i.item for i in p.items], "items")
+
+
+def _declinable(r: Recovery, step: DeclineInput, now: datetime) -> None:
+    _decided(r, step)
 
 
 def _confirmable(r: Recovery, step: FulfilmentConfirmation, now: datetime) -> None:
@@ -165,8 +209,10 @@ def _propose_remedy(pb: Playbook, step: RemedyProposal) -> None:
     items = [RemedyItemState(item_id=f"remedy-{number}/item-{n}", item=item) for n, item in enumerate(step.items, 1)]
     remedy = Remedy(number=number, proposed_by=step.by, proposed_at=pb.now(), note=step.note, items=items)
     total = r.remedy_value(remedy)
-    if total > pb.s.report.approval_limits.limit(step.by.role):
+    if total > r.limit(step.by.role):
         remedy.needs_approval_from = r.approver_for(total)
+    if step.by.role != Role.DIRECTOR and workflow.patched("goodwill-ceiling") and r.beyond_goodwill(remedy):
+        remedy.needs_approval_from = Role.DIRECTOR
     pb.s.remedies.append(remedy)
     detail = f"remedy #{number}: " + "; ".join(i.item.describe() for i in items)
     if remedy.needs_approval_from:
@@ -186,7 +232,7 @@ def _approve_remedy(pb: Playbook, step: ApprovalInput) -> None:
     if released:
         pb.queue(NotifyCustomer("proposal"))
     p.approved_by = step.by
-    limit = pb.s.report.approval_limits.limit(step.by.role)
+    limit = pb.r.limit(step.by.role)
     pb.recorded(step, f"remedy #{p.number} approved by {a(step.by.role)} (limit {money(limit, pb.r.currency)})")
     if released:
         pb.clock.pause()  # the proposal now waits on the customer
@@ -279,7 +325,7 @@ _SPECS: tuple[StepSpec[Any], ...] = (
     StepSpec("accept_remedy", AcceptInput, "The customer accepts the proposed remedy; delivery starts.",
              _accept_remedy, _acceptable, Cli("accept", options={"on_behalf_of_customer": "--on-behalf"})),
     StepSpec("decline_remedy", DeclineInput, "The customer declines the proposal; back to listening.",
-             _decline_remedy, cli=Cli("decline")),
+             _decline_remedy, _declinable, Cli("decline")),
     StepSpec("confirm_fulfilment", FulfilmentConfirmation,
              "Confirm that a manual item (redo, replacement, upgrade) was delivered.",
              _confirm_fulfilment, _confirmable, Cli("confirm", arguments=("item_id",))),

@@ -32,7 +32,7 @@ async def crash_rounds(env, settings, stripe, pause_dir: Path, lane: int, rounds
             await take(amends, key, step)
         await amends.propose_remedy(key, RemedyProposal(
             by=AGENT, items=[{"kind": "refund", "amount": {"amount": 1_000 + n, "currency": "USD"}}]))
-        await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email"))
+        await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email", remedy=1))
         marker = pause_dir / f"incident-{key}_remedy-1_item-1"
         for _ in range(600):
             if marker.exists():

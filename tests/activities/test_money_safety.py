@@ -66,7 +66,7 @@ async def test_a_refund_whose_answer_is_lost_is_unknown_blocks_renegotiation_and
                 await take(amends, key, step)
             await amends.propose_remedy(key, RemedyProposal(
                 by=AGENT, items=[{"kind": "refund", "amount": {"amount": 3_000, "currency": "USD"}}]))
-            await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email"))
+            await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email", remedy=1))
             # Stripe made the refund, but no answer comes back, for longer than the first minutes of retries.
             await env.sleep(timedelta(minutes=6))
             snap = await wait_for(amends, key, lambda s: s.agreed_remedy.items[0].status == "unknown")

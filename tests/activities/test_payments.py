@@ -95,7 +95,7 @@ async def test_refund_retried_after_the_stripe_call_moves_money_once(ts_env, set
         await amends.propose_remedy(
             key, RemedyProposal(by=AGENT, items=[{"kind": "refund", "amount": {"amount": 4_000, "currency": "USD"}}])
         )
-        await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="chat"))
+        await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="chat", remedy=1))
         snap = await wait_for(amends, key, lambda s: s.stage == Stage.FULFILLED)
     assert attempts == [1, 2]
     refunds = await refunds_of(stripe, pi)
@@ -120,7 +120,7 @@ async def test_a_failed_refund_notifies_the_owner_and_opens_renegotiation(ts_env
     await amends.propose_remedy(
         key, RemedyProposal(by=AGENT, items=[{"kind": "refund", "amount": {"amount": 2_000, "currency": "USD"}}])
     )
-    await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email"))
+    await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email", remedy=1))
     snap = await wait_for(amends, key, lambda s: s.agreed_remedy.items[0].status == "failed")
     assert snap.stage == Stage.REMEDY_AGREED and snap.refunded_total == 0
     assert "refund" in snap.agreed_remedy.items[0].failure

@@ -16,7 +16,7 @@ import pytest
 from tests.support.factories import AGENT, report
 from tests.support.steps import STEP_INPUTS
 from workflows.guards import Refused, check_table
-from workflows.inputs import Actor
+from workflows.inputs import Actor, Role
 from workflows.money import Money
 from workflows.recovery import Recovery
 from workflows.snapshot import ActionState, MoneyMovement, Remedy, RemedyItemState
@@ -67,8 +67,10 @@ def propose(r: Recovery, items: list, by: Actor = AGENT) -> Remedy:
         items=[RemedyItemState(item_id=f"remedy-{number}/item-{n}", item=item) for n, item in enumerate(items, 1)],
     )
     total = r.remedy_value(remedy)
-    if total > r.s.report.approval_limits.limit(by.role):
+    if total > r.limit(by.role):
         remedy.needs_approval_from = r.approver_for(total)
+    if by.role != Role.DIRECTOR and r.beyond_goodwill(remedy):
+        remedy.needs_approval_from = Role.DIRECTOR
     r.s.remedies.append(remedy)
     return remedy
 

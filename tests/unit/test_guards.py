@@ -244,7 +244,7 @@ def test_acceptance_checks_the_ceiling_again():
     # The ceiling moved since the proposal: 30.00 went back in the meantime.
     r.s.money_moved.append(MoneyMovement(item_id="elsewhere", kind="refund", reference="re_1", at=NOW,
                                          amount=Money(amount=3_000, currency="USD")))
-    assert refusal(r, "accept_remedy", AcceptInput(by=CUSTOMER)) == (
+    assert refusal(r, "accept_remedy", AcceptInput(by=CUSTOMER, remedy=1)) == (
         "items: refunds would total 90.00 USD, more than the 80.00 USD paid "
         "(30.00 USD already refunded or agreed; at most 50.00 USD more)"
     )
@@ -258,7 +258,7 @@ def test_only_staff_approve(role):
     r = recovery(Stage.NEEDS_GATHERED, amount=100_000)
     propose(r, [refund(60_000)], by=AGENT)
     article = "an" if str(role)[0] in "aeiou" else "a"
-    assert refusal(r, "approve_remedy", ApprovalInput(by=Actor(name="someone", role=role))) == (
+    assert refusal(r, "approve_remedy", ApprovalInput(by=Actor(name="someone", role=role), remedy=1, total=60_000)) == (
         f"by.role: {article} {role} cannot approve a remedy; an agent, manager or director can"
     )
 
@@ -266,16 +266,16 @@ def test_only_staff_approve(role):
 def test_an_approver_above_their_limit_is_sent_higher():
     r = recovery(Stage.NEEDS_GATHERED, amount=100_000)
     propose(r, [refund(60_000)], by=AGENT)
-    assert refusal(r, "approve_remedy", ApprovalInput(by=MANAGER)) == (
+    assert refusal(r, "approve_remedy", ApprovalInput(by=MANAGER, remedy=1, total=60_000)) == (
         "by.role: a manager may approve up to 500.00 USD; remedy #1 is worth 600.00 USD and needs a director"
     )
-    validate(r, "approve_remedy", ApprovalInput(by=DIRECTOR))
+    validate(r, "approve_remedy", ApprovalInput(by=DIRECTOR, remedy=1, total=60_000))
 
 
 def test_approval_limits_in_yen_show_yen():
     r = recovery(Stage.NEEDS_GATHERED, amount=100_000, currency="JPY")
     propose(r, [refund(60_000, "JPY")], by=AGENT)
-    assert refusal(r, "approve_remedy", ApprovalInput(by=MANAGER)) == (
+    assert refusal(r, "approve_remedy", ApprovalInput(by=MANAGER, remedy=1, total=60_000)) == (
         "by.role: a manager may approve up to 50000 JPY; remedy #1 is worth 60000 JPY and needs a director"
     )
 

@@ -115,8 +115,8 @@ def test_no_sequence_of_remedies_commits_more_refunds_than_were_paid(paid, curre
         if not fits:
             event("a proposal over the ceiling was refused")
             continue
-        propose(r, items, by=DIRECTOR)
-        assert allowed(r, "accept_remedy", AcceptInput(by=CUSTOMER))
+        proposed = propose(r, items, by=DIRECTOR)
+        assert allowed(r, "accept_remedy", AcceptInput(by=CUSTOMER, remedy=proposed.number))
         accept(r, CUSTOMER)
         within_the_ceiling()
         for n, it in enumerate(r.agreed.items[: len(amounts)]):

@@ -141,7 +141,7 @@ async def test_a_remedy_with_a_refund_through_the_cli(cli_env, stripe):
         ["apologise", key],
         ["needs", key, "--needs", "My money back for the tent, and a tent that works."],
         ["propose", key, "--refund", "30.00", "--replacement", "a new tent, sent by express"],
-        ["accept", key, "--by", "Alex Rivera", "--role", "customer", "--channel", "email"],
+        ["accept", key, "--remedy", "1", "--by", "Alex Rivera", "--role", "customer", "--channel", "email"],
         ["confirm", key, "remedy-1/item-2", "--note", "UPS 1Z999", "--by", "shop", "--role", "backend"],
     ):
         step = await amends("incident", *args, env=cli_env)

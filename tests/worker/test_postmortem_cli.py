@@ -64,7 +64,7 @@ async def closed_by_client(client: AmendsClient, **overrides) -> str:
     await client.apologise(key, ApologyInput(by=AGENT))
     await client.record_needs(key, NeedsInput(by=AGENT, needs="a tent before Friday"))
     await client.propose_remedy(key, RemedyProposal(by=AGENT, items=[{"kind": "replacement", "description": "a tent"}]))
-    await client.accept_remedy(key, AcceptInput(by=CUSTOMER))
+    await client.accept_remedy(key, AcceptInput(by=CUSTOMER, remedy=1))
     await client.confirm_fulfilment(key, FulfilmentConfirmation(by=AGENT, item_id="remedy-1/item-1"))
     await client.close(key, CloseInput(by=MANAGER))
     return key
@@ -81,7 +81,7 @@ async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cl
         ["apologise", key, "--by", "Priya Shah", "--channel", "phone"],
         ["needs", key, "--needs", "A tent that works before Friday."],
         ["propose", key, "--replacement", "a new tent by express"],
-        ["accept", key, "--by", "Alex Rivera", "--role", "customer", "--channel", "email"],
+        ["accept", key, "--remedy", "1", "--by", "Alex Rivera", "--role", "customer", "--channel", "email"],
         ["confirm", key, "remedy-1/item-1", "--note", "UPS 1Z999"],
     ):
         step = await amends("incident", *args, env=cli_env)

@@ -55,8 +55,9 @@ async def test_an_incident_driven_only_through_the_temporal_cli(dev_env, dev_wor
                                {"kind": "replacement", "description": "a new lamp, well packed"}],
     })
     # A backend may promise no money by itself: an agent approves first.
-    await update(dev_env, wid, "approve_remedy", {"by": {"name": "Priya Shah", "role": "agent"}})
-    await update(dev_env, wid, "accept_remedy", {"by": {"name": "Sam Lee", "role": "customer"}, "channel": "app"})
+    await update(dev_env, wid, "approve_remedy",
+                 {"by": {"name": "Priya Shah", "role": "agent"}, "remedy": 1, "total": 4_000})
+    await update(dev_env, wid, "accept_remedy", {"by": {"name": "Sam Lee", "role": "customer"}, "channel": "app", "remedy": 1})
     await update(dev_env, wid, "confirm_fulfilment", {"by": agent, "item_id": "remedy-1/item-2", "note": "DHL 123"})
 
     out = (await cli(dev_env, "workflow", "query", "--workflow-id", wid, "--name", "snapshot", "--output", "json")).stdout

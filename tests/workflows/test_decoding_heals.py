@@ -52,7 +52,7 @@ async def test_an_unreadable_activity_result_fails_the_task_and_a_corrected_work
             await take(amends, key, step)
         await amends.propose_remedy(key, RemedyProposal(
             by=AGENT, items=[{"kind": "refund", "amount": {"amount": 3_000, "currency": "USD"}}]))
-        await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email"))
+        await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email", remedy=1))
         for _ in range(200):
             if "workflow_task_failed" in await history_kinds(amends.handle(key)):
                 break

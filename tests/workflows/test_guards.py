@@ -109,7 +109,7 @@ async def test_refunds_never_add_up_to_more_than_was_paid(amends, stripe, mail_s
     )
     snap = await amends.propose_remedy(key, RemedyProposal(by=MANAGER, items=[refund(5_000)]))
     assert snap.refundable_left == 5_000
-    snap = await amends.accept_remedy(key, STEP_INPUTS["accept_remedy"])
+    snap = await amends.accept_remedy(key, STEP_INPUTS["accept_remedy"].model_copy(update={"remedy": 2}))
     snap = await wait_for(amends, key, lambda s: s.stage == Stage.FULFILLED)
     assert snap.refunded_total == 8_000 and snap.refundable_left == 0
     refunds = await stripe.v1.refunds.list_async(params={"payment_intent": snap.report.order.payment_reference})
@@ -123,10 +123,10 @@ async def test_approval_is_needed_above_the_proposers_limit(amends, stripe):
     await amends.propose_remedy(key, RemedyProposal(by=AGENT, items=[refund(60_000)]))
     await assert_refused(amends, key, "accept_remedy", match="needs approve_remedy by a director or above")
     await assert_refused(
-        amends, key, "approve_remedy", ApprovalInput(by=MANAGER),
+        amends, key, "approve_remedy", ApprovalInput(by=MANAGER, remedy=1, total=60_000),
         match="a manager may approve up to 500.00 USD; remedy #1 is worth 600.00 USD and needs a director",
     )
-    await amends.approve_remedy(key, ApprovalInput(by=DIRECTOR))
+    await amends.approve_remedy(key, ApprovalInput(by=DIRECTOR, remedy=1, total=60_000))
     snap = await amends.accept_remedy(key, STEP_INPUTS["accept_remedy"])
     assert snap.stage == Stage.REMEDY_AGREED
     approval = next(e for e in snap.timeline if e.step == "approve_remedy")

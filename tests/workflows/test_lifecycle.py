@@ -41,7 +41,7 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
             ],
         ),
     )
-    snap = await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email"))
+    snap = await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email", remedy=1))
     assert snap.stage == Stage.REMEDY_AGREED
     snap = await amends.confirm_fulfilment(
         key, FulfilmentConfirmation(by=MANAGER, channel="backend", item_id="remedy-1/item-2", note="UPS 1Z999")

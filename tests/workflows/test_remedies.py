@@ -39,7 +39,7 @@ async def agreed(amends, stripe, items: list[dict], paid: int = 10_000, by=MANAG
     for step in ("apologise", "record_needs"):
         await take(amends, key, step)
     await amends.propose_remedy(key, RemedyProposal(by=by, items=items))
-    await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email"))
+    await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email", remedy=1))
     return key, rep
 
 

@@ -116,7 +116,7 @@ async def test_time_waiting_on_the_customer_is_not_counted(clock_env, settings):
     snap = await amends.snapshot(key)
     assert snap.escalation_level == 0 and "clock paused" in snap.timeline[-1].detail
     assert "StageDeadline" not in await recorded_search_attributes(amends.handle(key))
-    snap = await amends.decline_remedy(key, DeclineInput(by=CUSTOMER, reason="I want the money back"))
+    snap = await amends.decline_remedy(key, DeclineInput(by=CUSTOMER, reason="I want the money back", remedy=1))
     assert snap.clock.paused_since is None
     assert timedelta(days=3) <= snap.paused_total < timedelta(days=3, minutes=1)
     # 12 h were used before the pause: 36 h are left from the answer.
@@ -200,7 +200,7 @@ async def test_a_business_clock_pauses_and_resumes_in_business_time(settings):
         await env.sleep(timedelta(hours=2))                     # 2 business hours used (10:00-12:00)
         await amends.propose_remedy(key, STEP_INPUTS["propose_remedy"])
         await env.sleep(timedelta(days=1))                      # Tuesday 12:00: the customer answers
-        snap = await amends.decline_remedy(key, DeclineInput(by=CUSTOMER, reason="not enough"))
+        snap = await amends.decline_remedy(key, DeclineInput(by=CUSTOMER, reason="not enough", remedy=1))
         snap = await amends.snapshot(key)
         assert abs(snap.clock.consumed - timedelta(hours=2)) < timedelta(seconds=1)
         # 22 business hours from Tuesday 12:00: 5 h Tuesday, 8 h Wednesday, 8 h Thursday, 1 h Friday.

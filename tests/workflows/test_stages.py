@@ -111,6 +111,8 @@ async def test_workflow_follows_the_reference_model(ts_env, ts_worker, settings,
             arg = STEP_INPUTS[trigger]
             if trigger == "confirm_fulfilment":
                 arg = arg.model_copy(update={"item_id": f"remedy-{model.remedies}/item-1"})
+            if trigger in ("approve_remedy", "accept_remedy", "decline_remedy"):
+                arg = arg.model_copy(update={"remedy": max(model.remedies, 1)})  # a decision names its remedy
             snap = await getattr(amends, trigger)(rep.incident_key, arg)
         except StepRefused:
             assert not expected, f"{trigger} refused at {model.stage}, the table allows it"

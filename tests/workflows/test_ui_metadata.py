@@ -59,7 +59,7 @@ async def test_an_incident_reads_well_in_the_ui_at_two_stages(dev_env, dev_worke
         {"kind": "refund", "amount": {"amount": 3_000, "currency": "USD"}},
         {"kind": "replacement", "description": "a new tent"},
     ]))
-    await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email"))
+    await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email", remedy=1))
     await wait_for(amends, key, lambda s: s.agreed_remedy.items[1].status == "awaiting_confirmation")
     await asyncio.sleep(0.2)
     current = (await metadata(handle)).current_details
@@ -71,9 +71,11 @@ async def test_an_incident_reads_well_in_the_ui_at_two_stages(dev_env, dev_worke
     assert activities[:2] == ["apology notice to the customer by email", "apology notice as a webhook"]
     assert "refund 30.00 USD via Stripe" in activities
     assert "replacement work order to work_orders" in activities
-    # Needs gathered in a moment, the proposal paused the clock: the next timer is fulfilment's.
+    # Needs gathered in a moment, the proposal paused the clock: the next timer is fulfilment's
+    # (after the watch on the refund's answer).
     assert await summaries(handle, "timer_started") == [
         "warn at 50% of the apology deadline (calendar clock)",
+        "refund remedy-1/item-1 unanswered for 5 min: outcome unknown",
         "warn at 50% of the fulfilment deadline (calendar clock)",
     ]
     desc = await handle.describe()
