@@ -8,11 +8,16 @@ incident has refunded, and what the payment itself still holds according
 to Stripe (so two incidents on one payment cannot refund it twice over,
 whatever their reports say). The activity heartbeats while Stripe is asked,
 so a slow answer is waited for, not raced by a second attempt.
+
+Coupons are single-use and reach the customer as a single-use promotion
+code with a random code; the coupon's deterministic id stays the engine's
+reference and idempotency key (``create_coupon``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -112,17 +117,34 @@ class PaymentActivities:
 
     @activity.defn(name="create_coupon")
     async def create_coupon(self, req: CouponRequest) -> CouponResult:
-        # The id is deterministic, so it is the idempotency key: look first.
+        """A single-use coupon, and the single-use promotion code the customer gets for it.
+
+        The coupon's id is deterministic, so it is the idempotency key: each
+        attempt looks for the coupon, then for its promotion code, and makes
+        only what is missing. The code itself is random (the id can be derived
+        from the incident key; the code cannot).
+        """
         activity.heartbeat("looking up the coupon")
+        reused = True
         try:
             await self.stripe.v1.coupons.retrieve_async(req.coupon_id)
-            return CouponResult(coupon_id=req.coupon_id, reused=True)
         except stripe.InvalidRequestError as err:
             if err.http_status != 404:
                 raise
+            reused = False
+            await self._new_coupon(req)
+        activity.heartbeat("looking up the promotion code")
+        promo = await self._promotion_code_of(req.coupon_id)
+        if promo is None:
+            reused = False
+            promo = await self._new_promotion_code(req)
+        return CouponResult(coupon_id=req.coupon_id, code=promo.code, reused=reused)
+
+    async def _new_coupon(self, req: CouponRequest) -> None:
         params: dict[str, Any] = {
             "id": req.coupon_id,
             "duration": "once",
+            "max_redemptions": 1,
             "metadata": {
                 INCIDENT: req.incident_workflow_id,
                 "item": req.item_id,
@@ -144,7 +166,29 @@ class PaymentActivities:
             raise ApplicationError(
                 f"coupon refused by Stripe: {err.user_message or err}", type="CouponRefused", non_retryable=True
             ) from None
-        return CouponResult(coupon_id=req.coupon_id)
+
+    async def _promotion_code_of(self, coupon_id: str) -> stripe.PromotionCode | None:
+        """The coupon's promotion code made by an earlier attempt, if any (the oldest, should there be two)."""
+        page = await self.stripe.v1.promotion_codes.list_async(params={"coupon": coupon_id, "limit": 100})
+        codes = [p async for p in page.auto_paging_iter()]
+        return min(codes, key=lambda p: (p.created, p.id)) if codes else None
+
+    async def _new_promotion_code(self, req: CouponRequest) -> stripe.PromotionCode:
+        activity.heartbeat("creating the promotion code")
+        try:
+            return await self.stripe.v1.promotion_codes.create_async(
+                params={
+                    "promotion": {"type": "coupon", "coupon": req.coupon_id},
+                    "code": promotion_code(),
+                    "max_redemptions": 1,
+                    "metadata": {INCIDENT: req.incident_workflow_id, "item": req.item_id},
+                },
+            )
+        except stripe.InvalidRequestError as err:
+            raise ApplicationError(
+                f"promotion code refused by Stripe: {err.user_message or err}", type="CouponRefused",
+                non_retryable=True,
+            ) from None
 
     @staticmethod
     def _result(refund: stripe.Refund, reused: bool) -> RefundResult:
@@ -164,6 +208,16 @@ def ceiling_message(amount: Money, refunded: int, paid: Money) -> str:
         f"refund of {amount} refused: the incident has refunded {format_money(refunded, paid.currency)} "
         f"of {paid} paid"
     )
+
+
+# Upper case without the look-alikes 0/O, 1/I/L: read out loud or typed from a letter.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 12
+
+
+def promotion_code() -> str:
+    """A code the customer types at checkout: random, so that it cannot be derived from the incident key."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
 def _metadata(obj: Any) -> dict[str, Any]:

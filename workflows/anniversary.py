@@ -123,5 +123,7 @@ class Anniversary:
         except ActivityError as err:
             pb.record("gift_failed", SYSTEM, None, f"anniversary gift not made: {failure_reason(err)}")
             return
-        s.anniversary_gift_code = result.coupon_id
-        pb.record("gift", SYSTEM, "stripe", f"anniversary gift {gift}: coupon {result.coupon_id}")
+        # The customer gets the single-use promotion code; the coupon id stays in the timeline.
+        s.anniversary_gift_code = result.code or result.coupon_id
+        promo = f", promotion code {result.code}" if result.code else ""
+        pb.record("gift", SYSTEM, "stripe", f"anniversary gift {gift}: coupon {result.coupon_id}{promo}")

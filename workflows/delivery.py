@@ -92,13 +92,19 @@ class Delivery:
             refundable=money(r.paid.amount - r.committed_refunds(), r.currency),
         )
 
-    def _delivered(self, item: RemedyItemState, kind: str, amount: Money | None, reference: str, detail: str) -> None:
-        """Money went out through Stripe: the item is done, the movement and the step recorded."""
+    def _delivered(self, item: RemedyItemState, kind: str, amount: Money | None, reference: str, detail: str,
+                   stripe_id: str | None = None) -> None:
+        """Money went out through Stripe: the item is done, the movement and the step recorded.
+
+        ``reference`` is what the item shows (and a coupon's customer is told);
+        the movement keeps the Stripe object's id, ``stripe_id`` when it differs.
+        """
         pb = self.pb
         item.status, item.reference = "delivered", reference
         if amount is not None:
             pb.s.money_moved.append(
-                MoneyMovement(item_id=item.item_id, kind=kind, amount=amount, reference=reference, at=pb.now())
+                MoneyMovement(item_id=item.item_id, kind=kind, amount=amount, reference=stripe_id or reference,
+                              at=pb.now())
             )
         pb.record(kind, SYSTEM, "stripe", detail)
         pb.publish()
@@ -166,8 +172,13 @@ class Delivery:
         except ActivityError as err:
             await self._failed(item, err)
             return
-        self._delivered(item, "coupon", amount_off, result.coupon_id,
-                        f"{item.item_id}: coupon {result.coupon_id} ({off} off)")
+        # The customer gets the single-use promotion code, never the coupon id (which
+        # anyone can derive from the incident key); the coupon id stays in the money
+        # movement and the timeline. A result recorded before codes existed has none.
+        code = result.code or result.coupon_id
+        promo = f", promotion code {result.code}" if result.code else ""
+        self._delivered(item, "coupon", amount_off, code,
+                        f"{item.item_id}: coupon {result.coupon_id} ({off} off){promo}", stripe_id=result.coupon_id)
 
     async def _work_order(self, item: RemedyItemState) -> None:
         """A signed work order; billing answers at once, the others confirm later."""

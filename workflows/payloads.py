@@ -75,7 +75,11 @@ class CouponRequest(BaseModel):
 
 
 class CouponResult(BaseModel):
-    coupon_id: str
+    coupon_id: str = Field(description="The single-use Stripe coupon: the engine's reference, never told the customer.")
+    code: str = Field(
+        default="",
+        description="The single-use promotion code the customer gets; empty in results recorded before codes existed.",
+    )
     reused: bool = False
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import activity
@@ -20,7 +21,7 @@ from workflows.client import AmendsClient
 from workflows.incident import IncidentRecovery
 from workflows.inputs import AcceptInput, RemedyProposal
 from workflows.money import Money
-from workflows.payloads import RefundRequest
+from workflows.payloads import CouponRequest, RefundRequest
 from workflows.stages import Stage
 
 
@@ -52,6 +53,42 @@ async def test_a_repeated_refund_is_found_not_made_again(stripe):
     assert (first.reused, second.reused) == (False, True)
     assert first.refund_id == second.refund_id
     assert [r.amount for r in await refunds_of(stripe, pi)] == [2_500]
+
+
+def coupon_request() -> CouponRequest:
+    key = f"incident-test-{uuid.uuid4().hex[:6]}"
+    return CouponRequest(
+        coupon_id=f"{key}-remedy-1-item-1", incident_workflow_id=key, item_id="remedy-1/item-1",
+        amount_off=Money(amount=500, currency="USD"), redeem_by=datetime.now(UTC) + timedelta(days=30),
+    )
+
+
+async def promotion_codes_of(stripe, coupon_id: str) -> list:
+    return list((await stripe.v1.promotion_codes.list_async(params={"coupon": coupon_id, "limit": 100})).data)
+
+
+async def test_a_retried_coupon_keeps_its_one_promotion_code(stripe):
+    payments = PaymentActivities(stripe, coupon_expiry_in_stripe=False)
+    req = coupon_request()
+    env = ActivityEnvironment()
+    first = await env.run(payments.create_coupon, req)
+    second = await env.run(payments.create_coupon, req)
+    assert (first.reused, second.reused) == (False, True)
+    assert first.coupon_id == second.coupon_id == req.coupon_id and first.code == second.code
+    assert (await stripe.v1.coupons.retrieve_async(req.coupon_id)).max_redemptions == 1
+    assert [(p.code, p.max_redemptions) for p in await promotion_codes_of(stripe, req.coupon_id)] == [(first.code, 1)]
+
+
+async def test_a_coupon_left_without_its_code_by_a_crash_gets_one_on_retry(stripe):
+    payments = PaymentActivities(stripe, coupon_expiry_in_stripe=False)
+    req = coupon_request()
+    # An earlier attempt made the coupon and died before the promotion code.
+    await stripe.v1.coupons.create_async(
+        params={"id": req.coupon_id, "duration": "once", "amount_off": 500, "currency": "usd", "max_redemptions": 1}
+    )
+    result = await ActivityEnvironment().run(payments.create_coupon, req)
+    assert not result.reused and len(result.code) == 12 and req.incident_workflow_id not in result.code
+    assert [p.code for p in await promotion_codes_of(stripe, req.coupon_id)] == [result.code]
 
 
 async def test_the_activity_keeps_its_own_ceiling(stripe):

@@ -66,7 +66,9 @@ async def test_the_note_arrives_a_year_later_after_continue_as_new_naming_what_c
     assert "preventive action 1" in text and "preventive action 2" not in text  # only what was done
     assert "The founders, Acme Outdoor" in text
     gift = await stripe.v1.coupons.retrieve_async(f"incident-{key}-anniversary-gift")
-    assert gift.amount_off == 1_000 and gift.id in text
+    assert gift.amount_off == 1_000 and gift.max_redemptions == 1 and gift.id not in text
+    [code] = (await stripe.v1.promotion_codes.list_async(params={"coupon": gift.id})).data
+    assert code.max_redemptions == 1 and code.code in text
 
 
 async def test_a_red_flagged_customer_gets_the_note_without_a_gift(clock_env, settings, stripe, mail_sink):

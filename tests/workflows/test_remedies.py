@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -61,8 +62,9 @@ async def test_coupons_are_created_in_stripe_with_deterministic_ids(amends, stri
     key, _ = await agreed(amends, None, [{"kind": "coupon", "amount_off": usd(1_000), "valid_for_days": 90},
                                          {"kind": "coupon", "percent_off": 15}])
     snap = await wait_for(amends, key, lambda s: s.stage == Stage.FULFILLED)
-    ids = [i.reference for i in snap.agreed_remedy.items]
-    assert ids == [f"incident-{key}-remedy-1-item-1", f"incident-{key}-remedy-1-item-2"]
+    ids = [f"incident-{key}-remedy-1-item-1", f"incident-{key}-remedy-1-item-2"]
+    codes = [i.reference for i in snap.agreed_remedy.items]  # the promotion codes the customer gets
+    assert [m.reference for m in snap.money_moved] == ids[:1]  # the coupon id is the engine's reference
     fixed = await stripe.v1.coupons.retrieve_async(ids[0])
     assert (fixed.amount_off, fixed.currency, fixed.duration) == (1_000, "usd", "once")
     assert fixed.metadata["amends_incident"] == f"incident-{key}"
@@ -73,8 +75,32 @@ async def test_coupons_are_created_in_stripe_with_deterministic_ids(amends, stri
     # The closing notice gives the customer the codes.
     await amends.close(key, STEP_INPUTS["close"])
     [closing] = await mail_to(mail_sink, snap.report.customer.email, "closing")
-    assert ids[0] in text_of(closing) and ids[1] in text_of(closing)
+    assert codes[0] in text_of(closing) and codes[1] in text_of(closing)
+    assert ids[0] not in text_of(closing) and ids[1] not in text_of(closing)
     await keep_history(amends.handle(key), "coupons_closed")
+
+
+async def test_a_coupon_is_single_use_and_its_code_cannot_be_derived_from_the_incident(amends, stripe, mail_sink):
+    codes = []
+    for _ in range(2):
+        key, rep = await agreed(amends, None, [{"kind": "coupon", "amount_off": usd(1_000)}])
+        await wait_for(amends, key, lambda s: s.stage == Stage.FULFILLED)
+        coupon_id = f"incident-{key}-remedy-1-item-1"
+        assert (await stripe.v1.coupons.retrieve_async(coupon_id)).max_redemptions == 1
+        await amends.close(key, STEP_INPUTS["close"])
+        [closing] = await mail_to(mail_sink, rep.customer.email, "closing")
+        text = text_of(closing)
+        found = re.search(r"\(code ([A-Za-z0-9-]+)\)", text)
+        assert found, text
+        code = found.group(1)
+        assert key.lower() not in code.lower() and coupon_id not in text
+        # It is the code of a single-use promotion code for this coupon, and the only one.
+        [promo] = (await stripe.v1.promotion_codes.list_async(params={"coupon": coupon_id})).data
+        assert (promo.code, promo.max_redemptions, promo.active, promo.promotion.coupon) == (code, 1, True, coupon_id)
+        [by_code] = (await stripe.v1.promotion_codes.list_async(params={"code": code})).data
+        assert by_code.id == promo.id
+        codes.append(code)
+    assert codes[0] != codes[1]
 
 
 async def test_waived_balance_is_a_signed_work_order_to_billing(amends, webhook_sink):
@@ -128,7 +154,7 @@ async def test_a_goodwill_gift_with_a_note(amends, stripe, mail_sink):
     key, rep = await agreed(amends, None, [{"kind": "gift", "coupon_amount": usd(500),
                                             "note": "a hand-written card from the workshop"}])
     snap = await wait_for(amends, key, lambda s: s.stage == Stage.FULFILLED)
-    coupon = await stripe.v1.coupons.retrieve_async(snap.agreed_remedy.items[0].reference)
+    coupon = await stripe.v1.coupons.retrieve_async(snap.money_moved[0].reference)
     assert coupon.amount_off == 500
     await amends.close(key, STEP_INPUTS["close"])
     [closing] = await mail_to(mail_sink, rep.customer.email, "closing")
