@@ -146,12 +146,17 @@ class RemedyProposal(StepInput):
     note: Note | None = None
 
 
-class ApprovalInput(StepInput):
+class Decision(StepInput):
+    """A step that decides a proposed remedy: it names the remedy it decides."""
+
     remedy: Count | None = Field(
         default=None, ge=1,
         description="The number of the remedy this decides (#N in the snapshot). Required: a decision names "
                     "what it decides (optional in the schema only so that incidents recorded before still replay).",
     )
+
+
+class ApprovalInput(Decision):
     total: Count | None = Field(
         default=None, ge=0,
         description="The remedy's worth as the approver saw it, in the order's minor units (the snapshot's "
@@ -160,23 +165,13 @@ class ApprovalInput(StepInput):
     note: Note | None = None
 
 
-class AcceptInput(StepInput):
-    remedy: Count | None = Field(
-        default=None, ge=1,
-        description="The number of the remedy this decides (#N in the snapshot). Required: a decision names "
-                    "what it decides (optional in the schema only so that incidents recorded before still replay).",
-    )
+class AcceptInput(Decision):
     on_behalf_of_customer: StrictBool = Field(
         default=False, description="An agent records the customer's yes (say which channel they said it on)."
     )
 
 
-class DeclineInput(StepInput):
-    remedy: Count | None = Field(
-        default=None, ge=1,
-        description="The number of the remedy this decides (#N in the snapshot). Required: a decision names "
-                    "what it decides (optional in the schema only so that incidents recorded before still replay).",
-    )
+class DeclineInput(Decision):
     reason: Text
 
 

@@ -32,6 +32,7 @@ from workflows.inputs import (
     ApprovalInput,
     CloseInput,
     CompleteActionInput,
+    Decision,
     DeclineInput,
     FlagInput,
     FulfilmentConfirmation,
@@ -75,7 +76,7 @@ class StepSpec(Generic[In]):
 # ================================================================ guards
 
 
-def _decided(r: Recovery, step: ApprovalInput | AcceptInput | DeclineInput) -> Remedy:
+def _decided(r: Recovery, step: Decision) -> Remedy:
     """A decision names the remedy it decides, and that remedy is the one pending."""
     p = r.proposal
     assert p is not None  # the table's has_proposal condition ran first

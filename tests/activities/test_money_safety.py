@@ -10,14 +10,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.payments import PaymentActivities
-from tests.support.factories import AGENT, CUSTOMER, DIRECTOR, paid_intent, report
+from tests.support.factories import AGENT, DIRECTOR, paid_intent, report
 from tests.support.faults import LosingProxy
 from tests.support.history import keep_history
 from tests.support.mail import mail_to, text_of
 from tests.support.servers import time_skipping
-from tests.support.steps import STEP_INPUTS, take, wait_for
+from tests.support.steps import STEP_INPUTS, agreed_refund, take, wait_for
 from workflows.client import AmendsClient, StepRefused
-from workflows.inputs import AcceptInput, RemedyProposal, RenegotiateInput
+from workflows.inputs import RemedyProposal, RenegotiateInput
 from workflows.money import Money
 from workflows.payloads import RefundRequest
 from workflows.stages import Stage
@@ -61,12 +61,7 @@ async def test_a_refund_whose_answer_is_lost_is_unknown_blocks_renegotiation_and
             amends = AmendsClient(env.client, lossy.task_queue)
             rep = report(pi)
             key = rep.incident_key
-            await amends.open_incident(rep)
-            for step in ("apologise", "record_needs"):
-                await take(amends, key, step)
-            await amends.propose_remedy(key, RemedyProposal(
-                by=AGENT, items=[{"kind": "refund", "amount": {"amount": 3_000, "currency": "USD"}}]))
-            await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email", remedy=1))
+            await agreed_refund(amends, rep, 3_000)
             # Stripe made the refund, but no answer comes back, for longer than the first minutes of retries.
             await env.sleep(timedelta(minutes=6))
             snap = await wait_for(amends, key, lambda s: s.agreed_remedy.items[0].status == "unknown")

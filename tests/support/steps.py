@@ -21,6 +21,7 @@ from workflows.inputs import (
     DeclineInput,
     FlagInput,
     FulfilmentConfirmation,
+    IncidentReport,
     NeedsInput,
     PostmortemInput,
     RemedyProposal,
@@ -111,3 +112,15 @@ async def wait_for(amends, key, predicate, tries: int = 200):
         await asyncio.sleep(0.05)
     assert snap is not None, "the incident never answered its snapshot query"
     raise AssertionError(f"condition not reached; stage {snap.stage}, timeline {[e.step for e in snap.timeline]}")
+
+
+async def agreed_refund(amends: AmendsClient, rep: IncidentReport, cents: int) -> None:
+    """Open ``rep`` and walk it to an agreed remedy of one refund of ``cents`` (in the order's currency)."""
+    key = rep.incident_key
+    await amends.open_incident(rep)
+    for step in ("apologise", "record_needs"):
+        await take(amends, key, step)
+    currency = rep.order.amount_paid.currency
+    await amends.propose_remedy(key, RemedyProposal(
+        by=AGENT, items=[{"kind": "refund", "amount": {"amount": cents, "currency": currency}}]))
+    await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email", remedy=1))

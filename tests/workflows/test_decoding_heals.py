@@ -12,13 +12,12 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.converter import PayloadCodec
 
-from tests.support.factories import AGENT, CUSTOMER, report
+from tests.support.factories import report
 from tests.support.history import history_kinds
-from tests.support.steps import take, wait_for
+from tests.support.steps import agreed_refund, wait_for
 from worker.main import activities_for, build_worker
 from workflows.client import AmendsClient
 from workflows.converter import data_converter
-from workflows.inputs import AcceptInput, RemedyProposal
 from workflows.payloads import RefundRequest
 from workflows.stages import Stage
 
@@ -47,12 +46,7 @@ async def test_an_unreadable_activity_result_fails_the_task_and_a_corrected_work
     rep = report("pi_not_used_here")
     key = rep.incident_key
     async with build_worker(dev_env.client, queue, activities=[*old, refund_of_a_newer_worker]):
-        await amends.open_incident(rep)
-        for step in ("apologise", "record_needs"):
-            await take(amends, key, step)
-        await amends.propose_remedy(key, RemedyProposal(
-            by=AGENT, items=[{"kind": "refund", "amount": {"amount": 3_000, "currency": "USD"}}]))
-        await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email", remedy=1))
+        await agreed_refund(amends, rep, 3_000)
         for _ in range(200):
             if "workflow_task_failed" in await history_kinds(amends.handle(key)):
                 break
