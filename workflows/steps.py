@@ -61,6 +61,8 @@ class Cli:
     arguments: tuple[str, ...] = ()  # fields taken as positional arguments, in order
     options: Mapping[str, str] = field(default_factory=dict)  # field -> option, e.g. {"what_happened": "--what"}
     custom: bool = False  # the CLI builds this step's input from options of its own (many items)
+    # Fields in the order's minor units that a person gives as a decimal (600.00), converted by the CLI.
+    amounts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -322,7 +324,7 @@ _SPECS: tuple[StepSpec[Any], ...] = (
              _propose_remedy, lambda r, step, now: check_money(r, list(step.items), "items"),
              Cli("propose", custom=True)),
     StepSpec("approve_remedy", ApprovalInput, "Approve the pending remedy, within the approver's role limit.",
-             _approve_remedy, _approvable, Cli("approve")),
+             _approve_remedy, _approvable, Cli("approve", amounts=("total",))),
     StepSpec("accept_remedy", AcceptInput, "The customer accepts the proposed remedy; delivery starts.",
              _accept_remedy, _acceptable, Cli("accept", options={"on_behalf_of_customer": "--on-behalf"})),
     StepSpec("decline_remedy", DeclineInput, "The customer declines the proposal; back to listening.",

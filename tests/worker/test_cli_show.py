@@ -160,3 +160,22 @@ def test_amends_dev_prints_plain_lines_elsewhere(capsys, line):
     DevOutput()(line)  # pytest's captured streams are not terminals
     printed = capsys.readouterr()
     assert (printed.err if line.startswith("amends dev:") else printed.out) == line + "\n"
+
+
+async def test_an_approval_states_its_total_as_a_decimal_and_a_wrong_one_is_refused(cli_env, stripe):
+    key = f"order-{uuid.uuid4().hex[:8]}-late"
+    opened = await amends("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)
+    assert opened.code == 0, opened.err
+    for args in (["apologise", key], ["needs", key, "--needs", "my money back"],
+                 ["propose", key, "--refund", "60.00"]):
+        step = await amends("incident", *args, env=cli_env)
+        assert step.code == 0, f"{args}: {step.err}"
+    wrong = await amends("incident", "approve", key, "--remedy", "1", "--total", "50.00", "--role", "manager",
+                         env=cli_env)
+    assert wrong.code == 1 and "total: remedy #1 is worth 60.00 USD, not 50.00 USD" in wrong.err
+    bad = await amends("incident", "approve", key, "--remedy", "1", "--total", "60.001", "--role", "manager",
+                       env=cli_env)
+    assert bad.code == 2 and "--total" in bad.err
+    right = await amends("incident", "approve", key, "--remedy", "1", "--total", "60.00", "--role", "manager",
+                         env=cli_env)
+    assert right.code == 0, right.err

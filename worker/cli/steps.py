@@ -22,9 +22,11 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from worker.cli.connection import CONTEXT, Connection, build
-from worker.cli.fields import FieldArgument, FieldOption, option_for
+from worker.cli.fields import FieldArgument, FieldOption, option_for, to_minor
 from worker.cli.render import print_step_result
+from workflows.client import AmendsClient
 from workflows.inputs import Role
+from workflows.snapshot import Snapshot
 from workflows.steps import REGISTRY, Cli, StepSpec
 
 ROLE_CHOICES = click.Choice([r.value for r in Role if r is not Role.SYSTEM])
@@ -70,11 +72,21 @@ def step_data(by_name: str, role: str, channel: str | None, **fields: Any) -> di
 
 
 def take_step(ctx: click.Context, key: str, name: str, model: type[BaseModel], data: dict,
-              update_id: str | None) -> None:
-    step = build(model, data, option_for(ctx.command))
+              update_id: str | None, amounts: tuple[str, ...] = ()) -> None:
+    named = option_for(ctx.command)
     conn: Connection = ctx.obj
-    snap = conn.run(key, lambda amends: amends.step(key, name, step, update_id))
-    print_step_result(snap)
+    given = [a for a in amounts if data.get(a) is not None]
+
+    async def work(amends: AmendsClient) -> Snapshot:
+        if given:  # decimals in the order's currency: its exponent says how many minor units
+            currency = (await amends.snapshot(key)).report.order.amount_paid.currency
+            for field in given:
+                data[field] = to_minor(data[field], currency, named.get(field, [f"--{field}"])[0])
+        return await amends.step(key, name, build(model, data, named), update_id)
+
+    if not given:
+        build(model, data, named)  # refuse bad input before reaching for Temporal
+    print_step_result(conn.run(key, work))
 
 
 # ================================================================ generated from the registry
@@ -101,6 +113,9 @@ def field_param(spec: StepSpec[Any], name: str, info: FieldInfo) -> click.Parame
         attrs.update(is_flag=True, default=False)
     elif isinstance(kind, type) and issubclass(kind, Enum):
         attrs.update(type=click.Choice([str(m.value) for m in kind]))
+    elif name in cli.amounts:
+        attrs.update(type=str, metavar="AMOUNT")
+        attrs["help"] = f"{info.description} Give it as a decimal in the order's currency, e.g. 600.00."
     elif kind in (str, int):
         attrs.update(type=kind)
     else:
@@ -125,7 +140,8 @@ def step_command(spec: StepSpec[Any]) -> click.Command:
     @click.pass_context
     def take(ctx: click.Context, key: str, by_name: str, role: str, channel: str | None, update_id: str | None,
              **values: Any) -> None:
-        take_step(ctx, key, spec.name, spec.input, step_data(by_name, role, channel, **values), update_id)
+        take_step(ctx, key, spec.name, spec.input, step_data(by_name, role, channel, **values), update_id,
+                  spec.cli.amounts if spec.cli else ())
 
     return click.Command(spec.cli.command, params=params, callback=take, help=_help(spec, fields),
                          context_settings=CONTEXT)
