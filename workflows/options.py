@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TypeVar, cast
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -50,21 +50,18 @@ REFUND_OPTIONS: workflow.ActivityConfig = dict(
 
 
 
-async def call(name: str, arg: object, result_type: type[T], options: workflow.ActivityConfig, summary: str) -> T:
-    """Run activity ``name`` with the given options, its ``summary`` shown in the Web UI."""
-    config = workflow.ActivityConfig(**options)
-    config["summary"] = summary
-    result = await workflow.execute_activity(name, arg, result_type=result_type, **config)
-    return cast(T, result)
-
-
 def start(
     name: str, arg: object, result_type: type[T], options: workflow.ActivityConfig, summary: str
 ) -> workflow.ActivityHandle[T]:
-    """Start activity ``name``; the caller awaits the handle (and may watch the time meanwhile)."""
+    """Start activity ``name`` with the given options, its ``summary`` shown in the Web UI."""
     config = workflow.ActivityConfig(**options)
     config["summary"] = summary
     return workflow.start_activity(name, arg, result_type=result_type, **config)
+
+
+async def call(name: str, arg: object, result_type: type[T], options: workflow.ActivityConfig, summary: str) -> T:
+    """Run activity ``name`` to its end (``start``, awaited)."""
+    return await start(name, arg, result_type, options, summary)
 
 
 def failure_reason(err: ActivityError) -> str:
