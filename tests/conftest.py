@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.notices import MailSettings
 from activities.payments import stripe_client
 from activities.webhooks import WebhookSettings, local_urls
+from tests.support.identity import IDENTITY
 from tests.support.mail import assert_no_staff_name, customer_mail, customer_webhooks
 from tests.support.servers import (
     BIN,
@@ -98,6 +99,7 @@ def settings(localstripe_url, mail_sink, webhook_sink) -> Settings:
             secret=WEBHOOK_SECRET,
             urls=local_urls(base),
         ),
+        identity=IDENTITY,
     )
 
 

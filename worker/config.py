@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 
+from activities.identity import IdentityConfig
 from activities.notices import MailSettings
 from activities.webhooks import TARGETS, WebhookSettings
 from workflows.client import DEFAULT_TASK_QUEUE
@@ -45,6 +46,8 @@ class Settings(BaseModel):
     mail: MailSettings = MailSettings()
     webhooks: WebhookSettings = WebhookSettings()
     sla_policy: SlaPolicy = load_policy()
+    # Whose credentials incidents accept; None trusts nobody (every step is refused).
+    identity: IdentityConfig | None = None
 
     @property
     def stripe_is_local(self) -> bool:
@@ -82,6 +85,7 @@ class Settings(BaseModel):
             mail=mail,
             webhooks=webhooks,
             sla_policy=load_policy(e.get("AMENDS_SLA_POLICY") or DEFAULT_SLA_POLICY),
+            identity=IdentityConfig.load(e["AMENDS_IDENTITY"]) if e.get("AMENDS_IDENTITY") else None,
         )
 
 

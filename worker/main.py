@@ -11,6 +11,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.clock import ClockActivities
 from activities.escalation import EscalationActivities
+from activities.identity import IdentityActivities
 from activities.notices import NoticeActivities
 from activities.payments import PaymentActivities, stripe_client
 from activities.webhooks import WebhookActivities
@@ -26,9 +27,11 @@ def activities_for(settings: Settings) -> list:
     )
     webhooks = WebhookActivities(settings.webhooks)
     clock = ClockActivities(settings.sla_policy)
+    identity = IdentityActivities(settings.identity)
     escalation = EscalationActivities(settings.mail, settings.webhooks)
     return [
         clock.load_sla_policy,
+        identity.load_trust,
         clock.business_clock_advance,
         clock.business_clock_elapsed,
         escalation.page,
@@ -42,9 +45,10 @@ def activities_for(settings: Settings) -> list:
 
 # pydantic imports email-validator lazily while validating an EmailStr; pass
 # it (and idna, which it uses) through so the sandbox does not re-import it
-# for every workflow run.
+# for every workflow run. PyJWT and cryptography verify credentials in the
+# validators: deterministic, and native code the sandbox must not reload.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("email_validator", "idna")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("email_validator", "idna", "jwt", "cryptography")
 )
 
 
@@ -62,6 +66,11 @@ async def run_worker(settings: Settings | None = None, stop: asyncio.Event | Non
     from worker.metrics import bind_from_env, runtime_for
 
     settings = settings or Settings.from_env()
+    if settings.identity is None:
+        raise SystemExit(
+            "AMENDS_IDENTITY is not set: name the identity file (TOML) that lists the issuers whose credentials "
+            "incidents accept; without it every step would be refused (amends dev writes one for its local issuer)"
+        )
     bind = bind_from_env()
     client = await connect(runtime=runtime_for(bind))
     worker = build_worker(client, settings)

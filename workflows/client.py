@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from workflows import search
 from workflows.incident import IncidentRecovery
 from workflows.inputs import IncidentReport, StepInput
+from workflows.signing import Signer, bind
 from workflows.snapshot import Snapshot
 from workflows.stages import AFTER_CLOSURE, Stage
 from workflows.steps import REGISTRY, StepSpec
@@ -71,10 +72,12 @@ class AmendsClient:
     """
 
     def __init__(self, client: Client, task_queue: str = DEFAULT_TASK_QUEUE,
-                 steps: Mapping[str, StepSpec[Any]] = REGISTRY) -> None:
+                 steps: Mapping[str, StepSpec[Any]] = REGISTRY, signer: Signer | None = None) -> None:
         self.client = client
         self.task_queue = task_queue
         self.steps = steps
+        # Signs each step's credential; without one, steps must arrive with theirs.
+        self.signer = signer
 
     def handle(self, incident_key: str) -> WorkflowHandle[Any, Snapshot]:
         return self.client.get_workflow_handle(workflow_id(incident_key), result_type=Snapshot)
@@ -126,23 +129,51 @@ class AmendsClient:
         return await self.handle(incident_key).query(IncidentRecovery.snapshot)
 
     async def step(self, incident_key: str, name: str, step: StepInput, update_id: str | None = None) -> Snapshot:
-        """Take step ``name`` with ``step`` as its input; a refusal raises ``StepRefused`` (nothing written)."""
+        """Take step ``name`` with ``step`` as its input; a refusal raises ``StepRefused`` (nothing written).
+
+        The step's credential comes from the client's signer unless ``step``
+        carries one. A credential signed with a key the incident has not
+        recorded yet (the issuer rotated its keys) makes the incident record
+        the issuers' keys again (``refresh_trust``), and the step is sent once
+        more with a fresh credential.
+        """
         spec = self.steps.get(name)
         if spec is None:
             raise AttributeError(f"no step {name!r}; steps: {', '.join(self.steps)}")
         if not isinstance(step, spec.input):
             raise TypeError(f"{name} takes {spec.input.__name__}, not {type(step).__name__}")
         try:
-            result: Snapshot = await self.handle(incident_key).execute_update(
-                name, step, id=update_id, result_type=Snapshot
-            )
+            return await self._send(incident_key, name, step, update_id)
+        except WorkflowUpdateFailedError as err:
+            if _refusal_type(err) != "UnknownSigningKey":
+                raise _refusal(err) from None
+        await self.refresh_trust(incident_key)
+        try:
+            return await self._send(incident_key, name, step, update_id)
+        except WorkflowUpdateFailedError as err:
+            raise _refusal(err) from None
+
+    async def _send(self, incident_key: str, name: str, step: StepInput, update_id: str | None) -> Snapshot:
+        if step.credential is None:
+            step = await self.credentialed(incident_key, name, step)
+        result: Snapshot = await self.handle(incident_key).execute_update(name, step, id=update_id,
+                                                                          result_type=Snapshot)
+        return result
+
+    async def credentialed(self, incident_key: str, name: str, step: StepInput) -> StepInput:
+        """``step`` with a credential from the signer, bound to this incident, step and input."""
+        if self.signer is None:
+            return step  # the workflow refuses it, saying a credential is needed
+        return await bind(self.signer, workflow_id(incident_key), name, step)
+
+    async def refresh_trust(self, incident_key: str) -> str | None:
+        """Make the incident record its trusted issuers' keys again; None when it did so within the minute."""
+        try:
+            result: str = await self.handle(incident_key).execute_update("refresh_trust", result_type=str)
             return result
         except WorkflowUpdateFailedError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type == "StepRefused":
-                raise StepRefused(cause.message) from None
-            if isinstance(cause, ApplicationError) and cause.type == "InvalidInput":
-                raise InvalidInput(cause.message) from None
+            if _refusal_type(err) == "StepRefused":
+                return None
             raise
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Snapshot]]:
@@ -155,3 +186,18 @@ class AmendsClient:
 
         take.__name__ = name
         return take
+
+
+def _refusal_type(err: WorkflowUpdateFailedError) -> str | None:
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _refusal(err: WorkflowUpdateFailedError) -> Exception:
+    """The caller's exception for a failed update: refused steps and invalid input by their types."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type in ("StepRefused", "UnknownSigningKey"):
+        return StepRefused(cause.message)
+    if isinstance(cause, ApplicationError) and cause.type == "InvalidInput":
+        return InvalidInput(cause.message)
+    return err

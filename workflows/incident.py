@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import metrics
+    from workflows.credentials import UnknownSigningKey, verified_actor, verify
     from workflows.guards import Refused, check_table
     from workflows.inputs import IncidentReport
     from workflows.sla import SlaPolicy
@@ -26,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.stages import HUMAN_STEPS, Stage
     from workflows.state import ContinuedIncident, RecoveryState
     from workflows.steps import REGISTRY, StepSpec
+    from workflows.trust import Trust
 
 from workflows.anniversary import Anniversary
 from workflows.delivery import Delivery
@@ -34,6 +36,8 @@ from workflows.options import SYSTEM
 from workflows.playbook import Playbook
 
 W = TypeVar("W", bound=type)
+# Key sets are fetched again at most this often per incident (each refresh writes history).
+REFRESH_EVERY = timedelta(minutes=1)
 
 
 def with_steps(registry: Mapping[str, StepSpec[Any]]) -> Callable[[W], W]:
@@ -90,6 +94,10 @@ class IncidentRecovery:
         metrics.opened(incident)
         pb.record("detected", SYSTEM, "backend", incident.what_happened)
         pb.enter_stage()
+        if workflow.patched("verified-actors"):
+            # Before the SLA policy, so that an incident that answers with its
+            # deadline (sla_ready) already accepts credentials.
+            await self._load_trust()
         # The worker's SLA policy, recorded in the history: a later change of
         # the policy file never moves this incident's deadlines.
         pb.s.policy = await workflow.execute_local_activity(
@@ -127,6 +135,33 @@ class IncidentRecovery:
             assert event is not None
             await pb.clock.fire(event)
 
+    async def _load_trust(self) -> None:
+        trust = await workflow.execute_local_activity(
+            "load_trust", result_type=Trust, start_to_close_timeout=timedelta(seconds=10),
+        )
+        trust.loaded_at = workflow.now()
+        self.pb.s.trust = trust
+
+    @workflow.update(
+        name="refresh_trust",
+        description="Record the trusted issuers' keys again, after an issuer rotated them. Changes nothing else.",
+    )
+    async def refresh_trust(self) -> str:
+        await self._load_trust()
+        trust = self.pb.s.trust
+        assert trust is not None
+        keys = sum(len(i.keys) for i in trust.issuers)
+        return f"{len(trust.issuers)} trusted issuers, {keys} keys"
+
+    @refresh_trust.validator
+    def _refresh_not_too_often(self) -> None:
+        trust = self.pb.s.trust
+        if trust is not None and trust.loaded_at is not None and workflow.now() - trust.loaded_at < REFRESH_EVERY:
+            raise ApplicationError(
+                f"refresh_trust: the keys were recorded at {trust.loaded_at:%H:%M:%S} UTC; refresh at most once "
+                f"a minute", type="StepRefused", non_retryable=True,
+            )
+
     # ================================================================ steps (installed by with_steps)
 
     def validate(self, spec: StepSpec[Any], step: Any) -> None:
@@ -137,14 +172,26 @@ class IncidentRecovery:
                 f"schema/{spec.name}.schema.json), not {type(step).__name__}",
                 type="InvalidInput", non_retryable=True,
             )
+        s = self.pb.s
         try:
+            # Who acts first: a refusal of the step itself tells nothing to a stranger.
+            actor = verify(s.trust, step, s.workflow_id, spec.name, workflow.now(), s.used_credentials)
             check_table(self.pb.r, spec.name)
             if spec.guard is not None:
-                spec.guard(self.pb.r, step, workflow.now())
+                spec.guard(self.pb.r, step.model_copy(update={"by": actor}), workflow.now())
+        except UnknownSigningKey as refused:
+            raise ApplicationError(str(refused), type="UnknownSigningKey", non_retryable=True) from None
         except Refused as refused:
             raise ApplicationError(str(refused), type="StepRefused", non_retryable=True) from None
 
     def take(self, spec: StepSpec[Any], step: Any) -> Snapshot:
+        # The validator verified the credential; the handler (which replay runs
+        # without the validator) reads who acted from its claims, marks it used
+        # and drops it, so the token goes no further than the update's input.
+        actor, jti = verified_actor(self.pb.s.trust, step)
+        if jti is not None:
+            self.pb.s.used_credentials.append(jti)
+        step = step.model_copy(update={"by": actor, "credential": None})
         self.pb.advance(spec.name)
         spec.effect(self.pb, step)
         return self.pb.r.snapshot()

@@ -129,8 +129,24 @@ class IncidentReport(Contract):
 
 
 class StepInput(Contract):
-    by: Actor
+    credential: str | None = Field(
+        default=None, max_length=8000,
+        description="A signed credential (JWT) bound to this incident, this step and a checksum of this input; "
+                    "who acts comes from its verified claims. Required (optional in the schema only so that "
+                    "incidents recorded before credentials still replay).",
+    )
+    by: Actor | None = Field(
+        default=None,
+        description="Not the caller's to say: filled in by amends from the credential's verified claims; a step "
+                    "that sends it is refused.",
+    )
     channel: ShortLine = Field(default="agent", description="email, phone, chat, backend, …")
+
+    @property
+    def actor(self) -> Actor:
+        """Who took the step: set by the workflow from the verified credential before the step's effect runs."""
+        assert self.by is not None, "the step's actor was not verified"
+        return self.by
 
 
 class ApologyInput(StepInput):

@@ -71,7 +71,7 @@ class Playbook:
         assert self.taking is not None
         trigger, before = self.taking
         self.taking = None
-        self.record(trigger, step.by, step.channel, detail)
+        self.record(trigger, step.actor, step.channel, detail)
         if self.s.stage != before:
             self.enter_stage()
         else:

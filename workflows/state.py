@@ -18,6 +18,7 @@ from workflows.inputs import IncidentReport, PostmortemInput
 from workflows.sla import SlaPolicy
 from workflows.snapshot import ActionState, ClockState, MoneyMovement, Remedy, TimelineEntry
 from workflows.stages import Stage
+from workflows.trust import Trust
 
 
 class RecoveryState(BaseModel):
@@ -40,6 +41,8 @@ class RecoveryState(BaseModel):
     postmortem: PostmortemInput | None = None
     actions: list[ActionState] = Field(default_factory=list)
     anniversary_gift_code: str | None = None
+    trust: Trust | None = Field(default=None, description="The issuers whose credentials this incident accepts.")
+    used_credentials: list[str] = Field(default_factory=list, description="The jti of every credential used here.")
 
 
 class ContinuedIncident(Contract):

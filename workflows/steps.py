@@ -98,17 +98,17 @@ def _approvable(r: Recovery, step: ApprovalInput, now: datetime) -> None:
     if step.total != total:
         raise Refused(f"total: remedy #{p.number} is worth {money(total, r.currency)}, not "
                       f"{money(step.total, r.currency)}; approve what is proposed")
-    role = step.by.role
+    role = step.actor.role
     if role not in APPROVER_ROLES:
-        raise Refused(f"by.role: {a(role)} cannot approve a remedy; an agent, manager or director can")
+        raise Refused(f"role: {a(role)} cannot approve a remedy; an agent, manager or director can")
     limit = r.limit(role)
     if total > limit:
         raise Refused(
-            f"by.role: {a(role)} may approve up to {money(limit, r.currency)}; remedy #{p.number} "
+            f"role: {a(role)} may approve up to {money(limit, r.currency)}; remedy #{p.number} "
             f"is worth {money(total, r.currency)} and needs {a(r.approver_for(total))}"
         )
     if role != Role.DIRECTOR and r.beyond_goodwill(p):
-        raise Refused(f"by.role: {goodwill_reason(r, p)}; only a director can approve it")
+        raise Refused(f"role: {goodwill_reason(r, p)}; only a director can approve it")
 
 
 def goodwill_reason(r: Recovery, p: Remedy) -> str:
@@ -125,11 +125,11 @@ CUSTOMER_VOICES = (Role.CUSTOMER, Role.BACKEND)
 
 def _acceptable(r: Recovery, step: AcceptInput, now: datetime) -> None:
     p = _decided(r, step)
-    if step.by.role not in CUSTOMER_VOICES:
-        recorded = step.on_behalf_of_customer and step.by.role in APPROVER_ROLES and step.channel != "agent"
+    if step.actor.role not in CUSTOMER_VOICES:
+        recorded = step.on_behalf_of_customer and step.actor.role in APPROVER_ROLES and step.channel != "agent"
         if not recorded:
             raise Refused(
-                f"by.role: {a(step.by.role)}'s own acceptance does not count; only the customer's does: a backend "
+                f"role: {a(step.actor.role)}'s own acceptance does not count; only the customer's does: a backend "
                 f"acting for the customer, or staff recording the customer's yes with on_behalf_of_customer and "
                 f"the channel the customer used (email, phone, chat, ...)"
             )
@@ -210,11 +210,11 @@ def _propose_remedy(pb: Playbook, step: RemedyProposal) -> None:
             old.status = "declined"  # superseded before the customer answered
     number = len(pb.s.remedies) + 1
     items = [RemedyItemState(item_id=f"remedy-{number}/item-{n}", item=item) for n, item in enumerate(step.items, 1)]
-    remedy = Remedy(number=number, proposed_by=step.by, proposed_at=pb.now(), note=step.note, items=items)
+    remedy = Remedy(number=number, proposed_by=step.actor, proposed_at=pb.now(), note=step.note, items=items)
     total = r.remedy_value(remedy)
-    if total > r.limit(step.by.role):
+    if total > r.limit(step.actor.role):
         remedy.needs_approval_from = r.approver_for(total)
-    if step.by.role != Role.DIRECTOR and workflow.patched("goodwill-ceiling") and r.beyond_goodwill(remedy):
+    if step.actor.role != Role.DIRECTOR and workflow.patched("goodwill-ceiling") and r.beyond_goodwill(remedy):
         remedy.needs_approval_from = Role.DIRECTOR
     pb.s.remedies.append(remedy)
     detail = f"remedy #{number}: " + "; ".join(i.item.describe() for i in items)
@@ -234,9 +234,9 @@ def _approve_remedy(pb: Playbook, step: ApprovalInput) -> None:
     released = p.needs_approval_from is not None and p.approved_by is None
     if released:
         pb.queue(NotifyCustomer("proposal"))
-    p.approved_by = step.by
-    limit = pb.r.limit(step.by.role)
-    pb.recorded(step, f"remedy #{p.number} approved by {a(step.by.role)} (limit {money(limit, pb.r.currency)})")
+    p.approved_by = step.actor
+    limit = pb.r.limit(step.actor.role)
+    pb.recorded(step, f"remedy #{p.number} approved by {a(step.actor.role)} (limit {money(limit, pb.r.currency)})")
     if released:
         pb.clock.pause()  # the proposal now waits on the customer
         pb.publish()
@@ -245,10 +245,10 @@ def _approve_remedy(pb: Playbook, step: ApprovalInput) -> None:
 def _accept_remedy(pb: Playbook, step: AcceptInput) -> None:
     p = pb.r.proposal
     assert p is not None
-    p.accepted_by, p.accepted_at, p.status = step.by, pb.now(), "agreed"
+    p.accepted_by, p.accepted_at, p.status = step.actor, pb.now(), "agreed"
     pb.queue(NotifyCustomer("confirmation"))
     pb.queue(DeliverRemedy(p.number))
-    who = "an agent on the customer's behalf" if step.on_behalf_of_customer else f"the {step.by.role}"
+    who = "an agent on the customer's behalf" if step.on_behalf_of_customer else f"the {step.actor.role}"
     pb.recorded(step, f"remedy #{p.number} accepted by {who} via {step.channel}")
 
 
@@ -301,7 +301,7 @@ def _record_postmortem(pb: Playbook, step: PostmortemInput) -> None:
 
 def _complete_action(pb: Playbook, step: CompleteActionInput) -> None:
     action = next(x for x in pb.s.actions if x.action_id == step.action_id)
-    action.status, action.completed_at, action.completed_by = "done", pb.now(), step.by
+    action.status, action.completed_at, action.completed_by = "done", pb.now(), step.actor
     pb.recorded(step, f"{action.action_id} done: {action.action}")
 
 

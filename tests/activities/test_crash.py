@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.factories import AGENT, CUSTOMER, paid_intent, report
+from tests.support.identity import Amends
 from tests.support.steps import take, wait_for
 from tests.support.workers import start_worker
-from workflows.client import AmendsClient
 from workflows.inputs import AcceptInput, RemedyProposal
 from workflows.stages import Stage
 
@@ -21,7 +21,7 @@ ROUNDS = 20
 
 async def crash_rounds(env, settings, stripe, pause_dir: Path, lane: int, rounds: range) -> None:
     task_queue = f"amends-crash-{lane}-{uuid.uuid4().hex[:6]}"
-    amends = AmendsClient(env.client, task_queue)
+    amends = Amends(env.client, task_queue)
     for n in rounds:
         pausing = await start_worker(env, settings, task_queue, pause_dir)
         pi = await paid_intent(stripe, 5_000)

@@ -13,10 +13,11 @@ from activities.payments import PaymentActivities
 from tests.support.factories import AGENT, DIRECTOR, paid_intent, report
 from tests.support.faults import LosingProxy
 from tests.support.history import keep_history
+from tests.support.identity import Amends
 from tests.support.mail import mail_to, text_of
 from tests.support.servers import time_skipping
 from tests.support.steps import STEP_INPUTS, agreed_refund, take, wait_for
-from workflows.client import AmendsClient, StepRefused
+from workflows.client import StepRefused
 from workflows.inputs import RemedyProposal, RenegotiateInput
 from workflows.money import Money
 from workflows.payloads import RefundRequest
@@ -58,7 +59,7 @@ async def test_a_refund_whose_answer_is_lost_is_unknown_blocks_renegotiation_and
         lossy = settings.model_copy(update={"task_queue": f"amends-ghost-{uuid.uuid4().hex[:6]}",
                                             "stripe_api_base": proxy.url})
         async with time_skipping(lossy) as env:
-            amends = AmendsClient(env.client, lossy.task_queue)
+            amends = Amends(env.client, lossy.task_queue, env=env)
             rep = report(pi)
             key = rep.incident_key
             await agreed_refund(amends, rep, 3_000)
@@ -86,7 +87,7 @@ async def test_a_refund_whose_answer_is_lost_is_unknown_blocks_renegotiation_and
 ])
 async def test_refunds_reach_stripe_in_its_minor_units_and_notices_show_them(
         ts_env, ts_worker, settings, stripe, mail_sink, currency, paid, refund, shown):
-    amends = AmendsClient(ts_env.client, settings.task_queue)
+    amends = Amends(ts_env.client, settings.task_queue, env=ts_env)
     pi = await paid_intent(stripe, paid, currency.lower())
     rep = report(pi, amount=paid, currency=currency)
     key = rep.incident_key

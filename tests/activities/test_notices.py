@@ -9,11 +9,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.notices import MailSettings, render
 from tests.support.factories import AGENT, EVERY_STAFF_NAME, report
+from tests.support.identity import Amends
 from tests.support.mail import mail_to, text_of
 from tests.support.servers import time_skipping
 from tests.support.steps import wait_for
 from worker.processes import free_port
-from workflows.client import AmendsClient
 from workflows.inputs import ApologyInput, Contact
 from workflows.payloads import Notice
 
@@ -49,7 +49,7 @@ def test_a_template_that_would_name_staff_is_never_sent():
 
 
 async def test_the_apology_reaches_the_customer_and_names_no_staff(ts_env, ts_worker, settings, mail_sink):
-    amends = AmendsClient(ts_env.client, settings.task_queue)
+    amends = Amends(ts_env.client, settings.task_queue)
     rep = report("pi_unused")
     await amends.open_incident(rep)
     await amends.apologise(rep.incident_key, ApologyInput(by=AGENT, channel="phone"))
@@ -89,7 +89,7 @@ async def test_a_notice_that_cannot_be_sent_hands_the_incident_to_a_human(ts_env
     )
     async with Worker(ts_env.client, task_queue=odd.task_queue, workflows=[IncidentRecovery],
                       activities=activities_for(odd), workflow_runner=WORKFLOW_RUNNER):
-        amends = AmendsClient(ts_env.client, odd.task_queue)
+        amends = Amends(ts_env.client, odd.task_queue)
         rep = report("pi_unused")
         await amends.open_incident(rep)
         await amends.apologise(rep.incident_key, ApologyInput(by=AGENT))
@@ -109,7 +109,7 @@ async def test_a_mail_relay_that_stays_down_is_given_up_after_an_hour(settings):
 
     down = settings.model_copy(update={"mail": settings.mail.model_copy(update={"port": free_port()})})
     async with time_skipping(down) as env:
-        amends = AmendsClient(env.client, settings.task_queue)
+        amends = Amends(env.client, settings.task_queue)
         rep = report("pi_unused")
         await amends.open_incident(rep)
         await amends.apologise(rep.incident_key, ApologyInput(by=AGENT))

@@ -14,10 +14,10 @@ from temporalio.worker import Worker
 from activities.payments import PaymentActivities
 from tests.support.factories import AGENT, CUSTOMER, paid_intent, report
 from tests.support.history import keep_history
+from tests.support.identity import Amends
 from tests.support.mail import mail_to, text_of
 from tests.support.steps import STEP_INPUTS, take, wait_for
 from worker.main import WORKFLOW_RUNNER, activities_for
-from workflows.client import AmendsClient
 from workflows.incident import IncidentRecovery
 from workflows.inputs import AcceptInput, RemedyProposal
 from workflows.money import Money
@@ -122,7 +122,7 @@ async def test_refund_retried_after_the_stripe_call_moves_money_once(ts_env, set
         ts_env.client, task_queue=task_queue, workflows=[IncidentRecovery],
         activities=[*others, refund_then_fail_once], workflow_runner=WORKFLOW_RUNNER,
     ):
-        amends = AmendsClient(ts_env.client, task_queue)
+        amends = Amends(ts_env.client, task_queue)
         pi = await paid_intent(stripe, 8_000)
         rep = report(pi)
         key = rep.incident_key
@@ -148,7 +148,7 @@ async def test_refund_retried_after_the_stripe_call_moves_money_once(ts_env, set
 
 
 async def test_a_failed_refund_notifies_the_owner_and_opens_renegotiation(ts_env, ts_worker, settings, mail_sink):
-    amends = AmendsClient(ts_env.client, settings.task_queue)
+    amends = Amends(ts_env.client, settings.task_queue)
     rep = report("pi_0000000000nothere")  # a payment Stripe does not know
     key = rep.incident_key
     await amends.open_incident(rep)

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from tests.support.identity import IDENTITY_FILE
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -19,6 +21,7 @@ async def start_worker(env, settings, task_queue: str, pause_dir: Path | None, e
         "AMENDS_STRIPE_API_BASE": settings.stripe_api_base,
         "AMENDS_SMTP_HOST": settings.mail.host,
         "AMENDS_SMTP_PORT": str(settings.mail.port),
+        "AMENDS_IDENTITY": str(IDENTITY_FILE),
     }
     args = [sys.executable, "-m", "tests.support.crash_worker",
             "--address", env.client.service_client.config.target_host]

@@ -16,7 +16,8 @@ from urllib.parse import quote
 import pytest
 
 from tests.support.factories import AGENT, report
-from workflows.client import AmendsClient, summary, workflow_id
+from tests.support.identity import Amends
+from workflows.client import summary, workflow_id
 from workflows.inputs import ApologyInput
 
 ROW = 'tr[data-testid="workflows-summary-configurable-table-row"]'
@@ -60,7 +61,7 @@ async def frame_text(page, frame_id: str, needle: str, tries: int = 60) -> str:
 
 @pytest.mark.timeout(900)  # a fresh machine first installs Chromium (about two minutes)
 async def test_ops_filter_by_stage_and_read_an_incident(ui_env, browser, settings, artifacts):
-    amends = AmendsClient(ui_env.client, task_queue=settings.task_queue)
+    amends = Amends(ui_env.client, task_queue=settings.task_queue)
     apologised = [report("pi_unused"), report("pi_unused", severity="critical")]
     waiting = report("pi_unused")
     for incident in [*apologised, waiting]:

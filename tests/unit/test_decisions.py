@@ -67,7 +67,7 @@ def test_staff_cannot_accept_for_themselves(role):
     propose(r, [refund(1_000)], by=AGENT)
     staff = Actor(name="someone", role=role)
     reason = refusal(r, "accept_remedy", AcceptInput(by=staff, channel="phone", remedy=1))
-    assert reason.startswith(f"by.role: a{'n' if role == Role.AGENT else ''} {role}'s own acceptance does not count")
+    assert reason.startswith(f"role: a{'n' if role == Role.AGENT else ''} {role}'s own acceptance does not count")
     # Not without saying on which channel the customer said yes, either.
     assert "own acceptance does not count" in refusal(
         r, "accept_remedy", AcceptInput(by=staff, on_behalf_of_customer=True, remedy=1))
@@ -91,7 +91,7 @@ def test_a_coupon_beyond_the_goodwill_ceiling_waits_for_a_director():
         "goodwill ceiling of 20.00 USD; it needs approve_remedy by a director before the customer's acceptance counts"
     )
     assert refusal(r, "approve_remedy", ApprovalInput(by=MANAGER, remedy=1, total=3_000)) == (
-        "by.role: remedy #1 gives 30.00 USD in coupons, waivers and gifts, beyond this incident's goodwill ceiling "
+        "role: remedy #1 gives 30.00 USD in coupons, waivers and gifts, beyond this incident's goodwill ceiling "
         "of 20.00 USD (0.00 USD already agreed); only a director can approve it"
     )
     validate(r, "approve_remedy", ApprovalInput(by=DIRECTOR, remedy=1, total=3_000))

@@ -259,7 +259,7 @@ def test_only_staff_approve(role):
     propose(r, [refund(60_000)], by=AGENT)
     article = "an" if str(role)[0] in "aeiou" else "a"
     assert refusal(r, "approve_remedy", ApprovalInput(by=Actor(name="someone", role=role), remedy=1, total=60_000)) == (
-        f"by.role: {article} {role} cannot approve a remedy; an agent, manager or director can"
+        f"role: {article} {role} cannot approve a remedy; an agent, manager or director can"
     )
 
 
@@ -267,7 +267,7 @@ def test_an_approver_above_their_limit_is_sent_higher():
     r = recovery(Stage.NEEDS_GATHERED, amount=100_000)
     propose(r, [refund(60_000)], by=AGENT)
     assert refusal(r, "approve_remedy", ApprovalInput(by=MANAGER, remedy=1, total=60_000)) == (
-        "by.role: a manager may approve up to 500.00 USD; remedy #1 is worth 600.00 USD and needs a director"
+        "role: a manager may approve up to 500.00 USD; remedy #1 is worth 600.00 USD and needs a director"
     )
     validate(r, "approve_remedy", ApprovalInput(by=DIRECTOR, remedy=1, total=60_000))
 
@@ -276,7 +276,7 @@ def test_approval_limits_in_yen_show_yen():
     r = recovery(Stage.NEEDS_GATHERED, amount=100_000, currency="JPY")
     propose(r, [refund(60_000, "JPY")], by=AGENT)
     assert refusal(r, "approve_remedy", ApprovalInput(by=MANAGER, remedy=1, total=60_000)) == (
-        "by.role: a manager may approve up to 50000 JPY; remedy #1 is worth 60000 JPY and needs a director"
+        "role: a manager may approve up to 50000 JPY; remedy #1 is worth 60000 JPY and needs a director"
     )
 
 

@@ -25,9 +25,9 @@ import pytest
 
 from tests.support.cli import BIN, REPO, amends, base_env, open_options, run
 from tests.support.factories import AGENT, paid_intent, report
+from tests.support.identity import Amends
 from worker.cli.fields import to_minor
 from worker.processes import free_port
-from workflows.client import AmendsClient
 from workflows.inputs import ApologyInput, IncidentReport
 from workflows.schema import models
 from workflows.snapshot import Snapshot
@@ -39,7 +39,7 @@ SCHEMAS = {name: model for name, (model, _) in models().items()}
 @pytest.fixture
 async def apologised(dev_env, dev_worker, settings, stripe) -> str:
     """An incident already apologised for, opened through the typed client."""
-    amends_client = AmendsClient(dev_env.client, settings.task_queue)
+    amends_client = Amends(dev_env.client, settings.task_queue)
     rep = report(await paid_intent(stripe, 8_000))
     await amends_client.open_incident(rep)
     await amends_client.apologise(rep.incident_key, ApologyInput(by=AGENT, channel="phone"))
@@ -72,7 +72,7 @@ async def test_open_apologise_show(cli_env, dev_env, settings, stripe):
     assert "Next steps     record_needs, flag_account" in shown.out
 
     # What the server holds: the decimal amount became minor units, the step its actor.
-    snap = await AmendsClient(dev_env.client, settings.task_queue).snapshot(key)
+    snap = await Amends(dev_env.client, settings.task_queue).snapshot(key)
     assert snap.stage == Stage.APOLOGISED
     assert snap.report.order.amount_paid.amount == 8_000
     assert snap.report.staff_involved == ["Kevin Lomax"]
@@ -80,13 +80,13 @@ async def test_open_apologise_show(cli_env, dev_env, settings, stripe):
 
 
 async def test_a_skipped_step_is_refused_and_names_the_stage(cli_env, apologised, dev_env, settings):
-    before = await AmendsClient(dev_env.client, settings.task_queue).snapshot(apologised)
+    before = await Amends(dev_env.client, settings.task_queue).snapshot(apologised)
     closed = await amends("incident", "close", apologised, env=cli_env)
     assert closed.code == 1
     assert closed.err.startswith("refused: ")
     assert "stage 'apologised'" in closed.err
     assert closed.out == ""
-    after = await AmendsClient(dev_env.client, settings.task_queue).snapshot(apologised)
+    after = await Amends(dev_env.client, settings.task_queue).snapshot(apologised)
     assert after.timeline == before.timeline  # a refused update writes nothing
 
 

@@ -17,13 +17,13 @@ import pytest
 import pytest_asyncio
 
 from tests.support.factories import AGENT, paid_intent, report
+from tests.support.identity import Amends
 from tests.support.policy import ALL_CALENDAR, policy
 from tests.support.steps import STEP_INPUTS, wait_for
 from worker.config import connect
 from worker.main import build_worker
 from worker.metrics import MetricsBindError, prometheus_runtime
 from worker.processes import free_port
-from workflows.client import AmendsClient
 from workflows.inputs import ApologyInput, RemedyProposal
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
@@ -76,7 +76,7 @@ async def scrape(port: int) -> tuple[str, Samples]:
 
 async def test_an_incident_shows_in_the_sdk_metrics(dev_env, metrics_worker, metrics_port):
     queue = metrics_worker.task_queue
-    amends = AmendsClient(dev_env.client, task_queue=queue)
+    amends = Amends(dev_env.client, task_queue=queue)
     incident = report("pi_unused")
     await amends.open_incident(incident)
     snap = await amends.apologise(incident.incident_key, ApologyInput(by=AGENT))
@@ -107,7 +107,7 @@ async def test_an_incident_shows_in_the_sdk_metrics(dev_env, metrics_worker, met
 
 async def test_amends_own_metrics_count_what_happened(dev_env, metrics_worker, metrics_port, stripe):
     queue = metrics_worker.task_queue
-    amends = AmendsClient(dev_env.client, task_queue=queue)
+    amends = Amends(dev_env.client, task_queue=queue)
     incident = report(await paid_intent(stripe, 8_000), severity="critical")
     key = incident.incident_key
     await amends.open_incident(incident)

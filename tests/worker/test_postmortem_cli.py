@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.cli import amends, open_options
 from tests.support.factories import AGENT, CUSTOMER, MANAGER, report
+from tests.support.identity import Amends
 from worker.reporting import (
     NO_ROOT_CAUSE,
     NoPostmortem,
@@ -164,7 +165,7 @@ async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cl
 
 
 async def test_a_postmortem_with_a_past_due_date_is_refused_by_the_validator(cli_env, dev_env, settings):
-    client = AmendsClient(dev_env.client, settings.task_queue)
+    client = Amends(dev_env.client, settings.task_queue)
     key = await closed_by_client(client)
     before = await client.snapshot(key)
     yesterday = today() - timedelta(days=1)
@@ -190,7 +191,7 @@ async def test_a_postmortem_with_a_past_due_date_is_refused_by_the_validator(cli
 
 
 async def test_report_counts_the_incidents_of_a_period(cli_env, dev_env, settings):
-    client = AmendsClient(dev_env.client, settings.task_queue)
+    client = Amends(dev_env.client, settings.task_queue)
     since = datetime.now(UTC)
     two_hours_ago = since - timedelta(hours=2)
     keys = []

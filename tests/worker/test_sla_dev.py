@@ -13,12 +13,12 @@ from pathlib import Path
 from temporalio.worker import Worker
 
 from tests.support.factories import report
+from tests.support.identity import Amends
 from tests.support.policy import ALL_CALENDAR, policy
 from tests.support.steps import wait_for
 from tests.support.workers import start_worker
 from worker.main import WORKFLOW_RUNNER, activities_for
 from workflows import search
-from workflows.client import AmendsClient
 from workflows.incident import IncidentRecovery
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ async def test_a_restarted_worker_keeps_the_deadline(dev_env, settings, tmp_path
     changed = tmp_path / "sla-changed.json"
     changed.write_text(policy(clocks=ALL_CALENDAR).model_dump_json())  # 1 h for a high apology
     task_queue = f"amends-restart-{uuid.uuid4().hex[:6]}"
-    amends = AmendsClient(dev_env.client, task_queue)
+    amends = Amends(dev_env.client, task_queue)
 
     worker = await start_worker(dev_env, settings, task_queue, None, extra_env={"AMENDS_SLA_POLICY": str(first)})
     rep = report(None, severity="high")
@@ -70,7 +70,7 @@ async def test_amends_incidents_stalled_lists_exactly_the_overdue_ones(dev_env, 
     fast = settings.model_copy(update={"task_queue": task_queue, "sla_policy": SHORT})
     async with Worker(dev_env.client, task_queue=task_queue, workflows=[IncidentRecovery],
                       activities=activities_for(fast), workflow_runner=WORKFLOW_RUNNER):
-        amends = AmendsClient(dev_env.client, task_queue)
+        amends = Amends(dev_env.client, task_queue)
         mixed = {}
         for severity in ("critical", "high", "medium", "critical", "medium"):
             rep = report(None, severity=severity)

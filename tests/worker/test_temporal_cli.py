@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 from tests.support.factories import paid_intent
 from tests.support.history import history_kinds
+from tests.support.identity import Amends
 from tests.support.mail import mail_to
 from tests.support.steps import wait_for
 from tests.support.temporal_cli import cli, listed, update
-from workflows.client import AmendsClient
 
 
 async def test_an_incident_driven_only_through_the_temporal_cli(dev_env, dev_worker, settings, stripe, mail_sink):
@@ -66,7 +66,7 @@ async def test_an_incident_driven_only_through_the_temporal_cli(dev_env, dev_wor
     assert snapshot["stage"] in ("remedy_agreed", "fulfilled")
     assert snapshot["report"]["order"]["amount_paid"] == {"amount": 12_000, "currency": "EUR"}
 
-    amends = AmendsClient(dev_env.client, settings.task_queue)
+    amends = Amends(dev_env.client, settings.task_queue)
     await wait_for(amends, key, lambda s: s.stage == "fulfilled")
     await update(dev_env, wid, "close", {"by": agent})
     assert await listed(dev_env, f'RecoveryStage="closed" AND CustomerId="cus-{key}"') == [wid]

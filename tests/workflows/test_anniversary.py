@@ -10,9 +10,9 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from tests.support.factories import AGENT, MANAGER, report
 from tests.support.history import keep_history, settled
+from tests.support.identity import Amends
 from tests.support.mail import mail_to, text_of
 from tests.support.steps import WALK, assert_refused, take, wait_for
-from workflows.client import AmendsClient
 from workflows.inputs import CompleteActionInput, FlagInput, PostmortemInput
 from workflows.stages import Stage
 
@@ -42,7 +42,7 @@ async def closed_incident(amends, **report_overrides):
 
 async def test_the_note_arrives_a_year_later_after_continue_as_new_naming_what_changed(
         clock_env, settings, stripe, mail_sink):
-    amends = AmendsClient(clock_env.client, settings.task_queue)
+    amends = Amends(clock_env.client, settings.task_queue, env=clock_env)
     rep = await closed_incident(amends, anniversary_gift={"amount": 1_000, "currency": "USD"})
     key = rep.incident_key
     first_run = (await amends.handle(key).describe()).run_id
@@ -72,7 +72,7 @@ async def test_the_note_arrives_a_year_later_after_continue_as_new_naming_what_c
 
 
 async def test_a_red_flagged_customer_gets_the_note_without_a_gift(clock_env, settings, stripe, mail_sink):
-    amends = AmendsClient(clock_env.client, settings.task_queue)
+    amends = Amends(clock_env.client, settings.task_queue, env=clock_env)
     rep = await closed_incident(amends, anniversary_gift={"amount": 1_000, "currency": "USD"})
     key = rep.incident_key
     await amends.flag_account(key, FlagInput(by=MANAGER, reason="abusive to our drivers"))
@@ -90,7 +90,7 @@ async def test_a_red_flagged_customer_gets_the_note_without_a_gift(clock_env, se
 
 async def test_an_overdue_action_reminds_its_owner_and_completing_it_stops_the_reminders(
         clock_env, settings, mail_sink):
-    amends = AmendsClient(clock_env.client, settings.task_queue)
+    amends = Amends(clock_env.client, settings.task_queue, env=clock_env)
     rep = await closed_incident(amends)
     key = rep.incident_key
     today = (await clock_env.get_current_time()).date()
@@ -113,7 +113,7 @@ async def test_an_overdue_action_reminds_its_owner_and_completing_it_stops_the_r
 
 
 async def test_a_postmortem_needs_a_future_action_and_names_no_one(ts_env, ts_worker, settings):
-    amends = AmendsClient(ts_env.client, settings.task_queue)
+    amends = Amends(ts_env.client, settings.task_queue, env=ts_env)
     amends.speculative_tasks = False  # type: ignore[attr-defined]
     rep = await closed_incident(amends)
     key = rep.incident_key

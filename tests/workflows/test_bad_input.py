@@ -23,6 +23,7 @@ from tests.support.bad_input import mutated
 from tests.support.corpus import CORPUS
 from tests.support.factories import AGENT, report
 from tests.support.history import history_kinds, settled
+from tests.support.identity import Amends
 from tests.support.temporal_cli import cli
 from workflows.client import AmendsClient
 from workflows.inputs import ApologyInput, IncidentReport, NeedsInput
@@ -49,7 +50,7 @@ async def opened(amends: AmendsClient) -> tuple[str, object]:
 
 
 async def test_null_and_non_json_inputs_are_refused_naming_the_input(dev_env, dev_worker, settings):
-    amends = AmendsClient(dev_env.client, settings.task_queue)
+    amends = Amends(dev_env.client, settings.task_queue)
     key, handle = await opened(amends)
     before = await history_kinds(handle)
     for name in REGISTRY:
@@ -81,7 +82,7 @@ BAD_OPENS = {
 @pytest.mark.parametrize("broken", list(BAD_OPENS))
 async def test_a_malformed_open_is_refused_readably_and_the_key_opens_once_corrected(dev_env, dev_worker, settings,
                                                                                     broken):
-    amends = AmendsClient(dev_env.client, settings.task_queue)
+    amends = Amends(dev_env.client, settings.task_queue)
     rep = report(None)
     raw = rep.model_dump(mode="json")
     breaks, reason = BAD_OPENS[broken]
@@ -100,7 +101,7 @@ async def test_a_malformed_open_is_refused_readably_and_the_key_opens_once_corre
 
 async def test_a_corpus_of_bad_json_is_refused_field_by_field_by_client_and_cli(dev_env, dev_worker, settings):
     assert len(CORPUS) >= 60
-    amends = AmendsClient(dev_env.client, settings.task_queue)
+    amends = Amends(dev_env.client, settings.task_queue)
     key, handle = await opened(amends)
     length = len(await history_kinds(handle))
     for step, doc, field in CORPUS:
@@ -136,7 +137,7 @@ async def test_a_thousand_generated_payloads_neither_wedge_an_incident_nor_pass_
         dev_env, dev_worker, settings):
     payloads = _draw(1_000)
     assert len(payloads) >= 1_000
-    amends = AmendsClient(dev_env.client, settings.task_queue)
+    amends = Amends(dev_env.client, settings.task_queue)
     key, handle = await opened(amends)
     started, invalid, accepted_invalid = time.monotonic(), 0, []
     for name, doc in payloads:
@@ -188,4 +189,4 @@ async def test_generated_opens_that_are_invalid_fail_at_once_and_never_burn_thei
         with pytest.raises(WorkflowFailureError) as failed:
             await handle.result()
         refusal(failed.value)
-        await AmendsClient(dev_env.client, settings.task_queue).open_incident(report(None, key=key))
+        await Amends(dev_env.client, settings.task_queue).open_incident(report(None, key=key))

@@ -14,9 +14,9 @@ from temporalio.converter import PayloadCodec
 
 from tests.support.factories import report
 from tests.support.history import history_kinds
+from tests.support.identity import Amends
 from tests.support.steps import agreed_refund, wait_for
 from worker.main import activities_for, build_worker
-from workflows.client import AmendsClient
 from workflows.converter import data_converter
 from workflows.payloads import RefundRequest
 from workflows.stages import Stage
@@ -42,7 +42,7 @@ class ReadsTheNewShape(PayloadCodec):
 async def test_an_unreadable_activity_result_fails_the_task_and_a_corrected_worker_carries_on(dev_env, settings):
     queue = settings.model_copy(update={"task_queue": f"amends-decode-{id(settings) % 100000}"})
     old = [a for a in activities_for(queue) if getattr(a, "__temporal_activity_definition").name != "refund_payment"]
-    amends = AmendsClient(dev_env.client, queue.task_queue)
+    amends = Amends(dev_env.client, queue.task_queue)
     rep = report("pi_not_used_here")
     key = rep.incident_key
     async with build_worker(dev_env.client, queue, activities=[*old, refund_of_a_newer_worker]):
@@ -59,6 +59,6 @@ async def test_an_unreadable_activity_result_fails_the_task_and_a_corrected_work
     fixed = await Client.connect(dev_env.client.service_client.config.target_host, namespace="default",
                                  data_converter=mended)
     async with build_worker(fixed, queue):
-        snap = await wait_for(AmendsClient(fixed, queue.task_queue), key, lambda s: s.stage == Stage.FULFILLED,
+        snap = await wait_for(Amends(fixed, queue.task_queue), key, lambda s: s.stage == Stage.FULFILLED,
                               tries=600)
     assert snap.money_moved[0].reference == "re_newer_worker"

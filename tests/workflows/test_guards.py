@@ -7,6 +7,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from tests.support.factories import AGENT, DIRECTOR, MANAGER, REDO, refund
 from tests.support.history import history_kinds, keep_history, settled
+from tests.support.identity import Amends
 from tests.support.steps import (
     STEP_INPUTS,
     assert_refused,
@@ -15,7 +16,6 @@ from tests.support.steps import (
     wait_for,
     walk_to,
 )
-from workflows.client import AmendsClient
 from workflows.inputs import ApprovalInput, RemedyProposal
 from workflows.stages import Stage
 
@@ -31,7 +31,7 @@ def amends(request, settings):
     """
     env = request.getfixturevalue("ts_env" if request.param == "time-skipping" else "dev_env")
     request.getfixturevalue("ts_worker" if request.param == "time-skipping" else "dev_worker")
-    client = AmendsClient(env.client, settings.task_queue)
+    client = Amends(env.client, settings.task_queue)
     client.speculative_tasks = request.param == "dev-server"  # type: ignore[attr-defined]
     return client
 

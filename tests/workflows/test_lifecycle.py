@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from tests.support.factories import AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, paid_intent, report
 from tests.support.history import history_kinds, history_length, keep_history, recorded_search_attributes
+from tests.support.identity import Amends
 from tests.support.mail import text_of
-from workflows.client import AmendsClient
 from workflows.inputs import (
     AcceptInput,
     ApologyInput,
@@ -22,7 +22,7 @@ from workflows.stages import Stage
 
 
 async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, stripe, mail_sink):
-    amends = AmendsClient(clock_env.client, settings.task_queue)
+    amends = Amends(clock_env.client, settings.task_queue)
     pi = await paid_intent(stripe, 8_000)
     rep = report(pi)
     key = rep.incident_key

@@ -8,13 +8,14 @@ import pytest
 
 from tests.support.factories import report
 from tests.support.history import history_kinds
+from tests.support.identity import Amends
 from tests.support.steps import WALK, take
-from workflows.client import AmendsClient, IncidentClosed, workflow_id
+from workflows.client import IncidentClosed, workflow_id
 from workflows.stages import Stage
 
 
 async def test_opening_the_same_key_twice_yields_one_incident(ts_env, ts_worker, settings):
-    amends = AmendsClient(ts_env.client, settings.task_queue)
+    amends = Amends(ts_env.client, settings.task_queue, env=ts_env)
     rep = report("pi_unused")
     first = await amends.open_incident(rep)
     await take(amends, rep.incident_key, "apologise")
@@ -28,7 +29,7 @@ async def test_opening_the_same_key_twice_yields_one_incident(ts_env, ts_worker,
 
 
 async def test_a_closed_incident_is_refused(ts_env, ts_worker, settings):
-    amends = AmendsClient(ts_env.client, settings.task_queue)
+    amends = Amends(ts_env.client, settings.task_queue, env=ts_env)
     rep = report("pi_unused")
     await amends.open_incident(rep)
     for step in WALK[:6]:  # up to and including close
@@ -38,7 +39,7 @@ async def test_a_closed_incident_is_refused(ts_env, ts_worker, settings):
 
 
 async def test_a_finished_incident_is_never_started_again(clock_env, settings):
-    amends = AmendsClient(clock_env.client, settings.task_queue)
+    amends = Amends(clock_env.client, settings.task_queue, env=clock_env)
     rep = report("pi_unused")
     await amends.open_incident(rep)
     for step in WALK:

@@ -12,10 +12,11 @@ from temporalio.worker import Worker
 
 from tests.support.factories import AGENT, report
 from tests.support.history import history_kinds
+from tests.support.identity import Amends
 from tests.support.thankful import THANK, THANKFUL, ThankfulRecovery, ThankInput
 from worker.main import WORKFLOW_RUNNER, activities_for
 from workflows import stages
-from workflows.client import AmendsClient, StepRefused
+from workflows.client import StepRefused
 from workflows.incident import IncidentRecovery
 from workflows.inputs import ApologyInput
 from workflows.schema import schema_files
@@ -37,7 +38,7 @@ def test_every_human_step_of_the_table_has_its_registry_entry_and_back():
 async def test_a_step_added_to_the_table_and_the_registry_is_a_whole_update(ts_env, settings, monkeypatch):
     monkeypatch.setattr(stages, "STEPS", STEPS + (Step("thank", (Stage.APOLOGISED,), None, "human", THANK.description),))
     task_queue = f"amends-thank-{uuid.uuid4().hex[:6]}"
-    amends = AmendsClient(ts_env.client, task_queue, steps=THANKFUL)
+    amends = Amends(ts_env.client, task_queue, steps=THANKFUL)
     async with Worker(ts_env.client, task_queue=task_queue, workflows=[ThankfulRecovery], activities=activities_for(settings),
                       workflow_runner=WORKFLOW_RUNNER):
         rep = report(None)

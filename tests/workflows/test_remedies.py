@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 from activities.webhooks import verify
 from tests.support.factories import AGENT, CUSTOMER, MANAGER, paid_intent, report
 from tests.support.history import keep_history, recorded_search_attributes
+from tests.support.identity import Amends
 from tests.support.mail import mail_to, text_of
 from tests.support.servers import WEBHOOK_SECRET
 from tests.support.steps import STEP_INPUTS, take, wait_for
@@ -28,7 +29,7 @@ def usd(cents: int) -> dict:
 
 @pytest.fixture
 def amends(ts_env, ts_worker, settings) -> AmendsClient:
-    return AmendsClient(ts_env.client, settings.task_queue)
+    return Amends(ts_env.client, settings.task_queue)
 
 
 async def agreed(amends, stripe, items: list[dict], paid: int = 10_000, by=MANAGER) -> tuple[str, object]:
@@ -192,7 +193,7 @@ async def test_a_rejected_work_order_pages_the_owner_and_opens_renegotiation(ts_
     })
     async with Worker(ts_env.client, task_queue=odd.task_queue, workflows=[IncidentRecovery],
                       activities=activities_for(odd), workflow_runner=WORKFLOW_RUNNER):
-        amends = AmendsClient(ts_env.client, odd.task_queue)
+        amends = Amends(ts_env.client, odd.task_queue)
         key, rep = await agreed(amends, None, [{"kind": "replacement", "description": "a new tent"}])
         snap = await wait_for(amends, key, lambda s: s.agreed_remedy.items[0].status == "failed")
         [page] = await mail_to(mail_sink, rep.owner.email, "fulfilment_failed")

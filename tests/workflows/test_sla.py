@@ -11,11 +11,11 @@ from pydantic import ValidationError
 from activities.webhooks import verify
 from tests.support.factories import AGENT, CUSTOMER, report
 from tests.support.history import keep_history, recorded_search_attributes
+from tests.support.identity import Amends
 from tests.support.mail import mail_to
 from tests.support.policy import ALL_CALENDAR, policy
 from tests.support.servers import WEBHOOK_SECRET, time_skipping
 from tests.support.steps import STEP_INPUTS, take
-from workflows.client import AmendsClient
 from workflows.inputs import ApologyInput, DeclineInput
 from workflows.sla import BusinessHours, advance, elapsed
 
@@ -58,7 +58,7 @@ async def escalation_level(amends, key) -> int:
 async def test_each_severitys_apology_deadline_fires_on_time_and_not_before(settings):
     calendar = settings.model_copy(update={"sla_policy": policy(clocks=ALL_CALENDAR)})
     async with time_skipping(calendar) as env:
-        amends = AmendsClient(env.client, settings.task_queue)
+        amends = Amends(env.client, settings.task_queue, env=env)
         keys = {}
         for severity in ("critical", "high", "medium", "low"):
             rep = report(None, severity=severity)
@@ -81,7 +81,7 @@ async def test_business_hours_deadline_lands_after_the_weekend_and_holiday(setti
     holiday_policy = policy(business_hours__holidays=["2026-11-30", "2026-12-07"],
                             business_hours__timezone="Europe/Berlin")
     async with time_skipping(settings.model_copy(update={"sla_policy": holiday_policy})) as env:
-        amends = AmendsClient(env.client, settings.task_queue)
+        amends = Amends(env.client, settings.task_queue, env=env)
         now = (await env.get_current_time()).astimezone(BERLIN)
         days = (4 - now.weekday()) % 7 or 7  # the next Friday
         friday = datetime.combine(now.date() + timedelta(days=days), datetime.min.time(), BERLIN).replace(hour=16)
@@ -102,7 +102,7 @@ async def test_business_hours_deadline_lands_after_the_weekend_and_holiday(setti
 
 
 async def test_time_waiting_on_the_customer_is_not_counted(clock_env, settings):
-    amends = AmendsClient(clock_env.client, settings.task_queue)
+    amends = Amends(clock_env.client, settings.task_queue, env=clock_env)
     rep = report(None, severity="high")  # agreeing a remedy may take 2 d
     key = rep.incident_key
     await amends.open_incident(rep)
@@ -136,7 +136,7 @@ async def test_warnings_then_the_ladder_with_repeats_then_silence(settings, mail
                          "format": "pagerduty", "routing_key": "R0UT1NGKEY"},
     })
     async with time_skipping(settings.model_copy(update={"sla_policy": paging})) as env:
-        amends = AmendsClient(env.client, settings.task_queue)
+        amends = Amends(env.client, settings.task_queue, env=env)
         rep = report(None, severity="high")  # apology due in 1 h, calendar clock
         key = rep.incident_key
         await amends.open_incident(rep)
@@ -187,7 +187,7 @@ async def test_warnings_then_the_ladder_with_repeats_then_silence(settings, mail
 
 async def test_a_business_clock_pauses_and_resumes_in_business_time(settings):
     async with time_skipping(settings) as env:
-        amends = AmendsClient(env.client, settings.task_queue)
+        amends = Amends(env.client, settings.task_queue, env=env)
         now = (await env.get_current_time()).astimezone(BERLIN)
         days = (0 - now.weekday()) % 7 or 7  # the next Monday, 10:00 in Berlin
         monday = datetime.combine(now.date() + timedelta(days=days), datetime.min.time(), BERLIN).replace(hour=10)

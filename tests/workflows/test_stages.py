@@ -9,8 +9,9 @@ import pytest
 from transitions import MachineError
 
 from tests.support.factories import report
+from tests.support.identity import Amends
 from tests.support.steps import STEP_INPUTS, wait_for
-from workflows.client import AmendsClient, StepRefused
+from workflows.client import StepRefused
 from workflows.stages import HUMAN_STEPS, STEPS, Stage, build_machine, lifecycle_markdown, mermaid_diagram, step_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +98,7 @@ class ReferenceModel:
 async def test_workflow_follows_the_reference_model(ts_env, ts_worker, settings, seed):
     """Random steps, most of them out of order: the workflow accepts exactly what the table allows."""
     rng = random.Random(seed)
-    amends = AmendsClient(ts_env.client, settings.task_queue)
+    amends = Amends(ts_env.client, settings.task_queue)
     rep = report("pi_unused", key=f"model-{seed}-{rng.randrange(10**6)}")
     await amends.open_incident(rep)
     model = ReferenceModel()

@@ -8,8 +8,9 @@ import re
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from tests.support.factories import AGENT, CUSTOMER, paid_intent, report
+from tests.support.identity import Amends
 from tests.support.steps import take, wait_for
-from workflows.client import AmendsClient, summary
+from workflows.client import summary
 from workflows.converter import data_converter
 from workflows.inputs import AcceptInput, RemedyProposal
 
@@ -28,7 +29,7 @@ async def summaries(handle, kind: str) -> list[str]:
 
 
 async def test_an_incident_reads_well_in_the_ui_at_two_stages(dev_env, dev_worker, settings, stripe):
-    amends = AmendsClient(dev_env.client, settings.task_queue)
+    amends = Amends(dev_env.client, settings.task_queue)
     rep = report(await paid_intent(stripe, 8_000), severity="high")
     key = rep.incident_key
     await amends.open_incident(rep)

@@ -1,0 +1,59 @@
+"""Credentials in tests: a test issuer the tests' workers trust, and a client that signs as each step's ``by``.
+
+The issuer's keys are made afresh for every test session, in a temporary
+directory: no signing key is ever committed. Tests still write who acts as
+``by=`` on an input; ``Amends`` moves it into a credential signed by the
+test issuer (the workflow refuses a ``by`` that arrives in the input).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from activities.identity import IdentityConfig
+from worker.issuer import Issuer, KeyRing, identity_toml
+from workflows.client import AmendsClient, workflow_id
+from workflows.inputs import StepInput
+from workflows.signing import KeySigner
+
+ISSUER = "https://login.amends.test"
+DIRECTORY = Path(tempfile.mkdtemp(prefix="amends-test-issuer-"))
+RING = KeyRing(DIRECTORY / "issuer").ensure()
+TEST_ISSUER = Issuer(ISSUER, RING)
+IDENTITY_FILE = DIRECTORY / "identity.toml"
+IDENTITY_FILE.write_text(identity_toml(ISSUER, RING.jwks))
+IDENTITY = IdentityConfig.load(IDENTITY_FILE)
+
+
+class Amends(AmendsClient):
+    """The typed client, signing every step as the actor its input names in ``by``.
+
+    On a time-skipping server (``env``), credentials are issued at the
+    server's time, which runs days or a year ahead of the wall clock.
+    """
+
+    def __init__(self, *args, env=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.env = env
+
+    async def credentialed(self, incident_key: str, name: str, step: StepInput) -> StepInput:
+        if self.signer is not None:
+            return await super().credentialed(incident_key, name, step)
+        at = (await self.env.get_current_time()).timestamp() if self.env is not None else None
+        return signed(incident_key, name, step, at=at)
+
+
+def signed(incident_key: str, name: str, step: StepInput, issuer: Issuer = TEST_ISSUER,
+           at: float | None = None) -> StepInput:
+    """``step`` as its ``by`` would send it: ``by`` left out, a credential from ``issuer`` put in."""
+    from workflows.credentials import checksum
+
+    assert step.by is not None, "say who takes the step: by=…"
+    bare = step.model_copy(update={"by": None})
+    credential = issuer.step_credential(step.by, workflow_id(incident_key), name, checksum(bare, as_sent=True), at)
+    return bare.model_copy(update={"credential": credential})
+
+
+def signer_for(actor, issuer: Issuer = TEST_ISSUER) -> KeySigner:
+    return issuer.signer(actor)
