@@ -105,7 +105,7 @@ CORPUS: list[tuple[str, Any, str]] = [
     ("complete_action", {"by": BY, "action_id": "action-1\r\n"}, "action_id: must be a single line"),
     ("complete_action", {"by": BY, "action_id": None}, "action_id: Input should be a valid string"),
     ("flag_account", {"by": BY, "reason": ""}, "reason: String should have at least 1"),
-    ("flag_account", {"reason": "abusive"}, "by: Field required"),
+    ("flag_account", {"reason": "abusive", "credential": 42}, "credential: Input should be a valid string"),
     ("apologise", {"by": BY, "channel": 12}, "channel: Input should be a valid string"),
     ("apologise", [], "input: Input should be an object"),
     ("apologise", "apologise", "input: Input should be an object"),

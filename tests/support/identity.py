@@ -8,6 +8,8 @@ test issuer (the workflow refuses a ``by`` that arrives in the input).
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,10 +21,18 @@ from workflows.signing import KeySigner
 
 ISSUER = "https://login.amends.test"
 DIRECTORY = Path(tempfile.mkdtemp(prefix="amends-test-issuer-"))
+atexit.register(shutil.rmtree, DIRECTORY, ignore_errors=True)
 RING = KeyRing(DIRECTORY / "issuer").ensure()
 TEST_ISSUER = Issuer(ISSUER, RING)
+# A backend's own service key: its entry lets it speak as a backend or for the customer, never as staff.
+SERVICE = "orders-service"
+SERVICE_RING = KeyRing(DIRECTORY / "service").ensure()
+SERVICE_ISSUER = Issuer(SERVICE, SERVICE_RING)
 IDENTITY_FILE = DIRECTORY / "identity.toml"
-IDENTITY_FILE.write_text(identity_toml(ISSUER, RING.jwks))
+IDENTITY_FILE.write_text(
+    identity_toml(ISSUER, RING.jwks)
+    + f'\n[[issuers]]\nissuer = "{SERVICE}"\njwks = "{SERVICE_RING.jwks}"\nroles = ["backend", "customer"]\n'
+)
 IDENTITY = IdentityConfig.load(IDENTITY_FILE)
 
 

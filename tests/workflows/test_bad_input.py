@@ -153,7 +153,8 @@ async def test_a_thousand_generated_payloads_neither_wedge_an_incident_nor_pass_
         except WorkflowUpdateFailedError as err:
             assert isinstance(err.cause, ApplicationError), err.cause  # a refusal, never a crash
     assert accepted_invalid == []
-    assert invalid >= 900
+    # Most are broken (a dropped optional field, such as by or credential, still decodes).
+    assert invalid >= 750
     # Not wedged: no workflow task ever failed, and the incident still takes a valid step at once.
     kinds = await history_kinds(handle)
     assert "workflow_task_failed" not in kinds

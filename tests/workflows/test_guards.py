@@ -133,6 +133,7 @@ async def test_approval_is_needed_above_the_proposers_limit(amends, stripe):
     assert approval.by == DIRECTOR and "limit 100000.00 USD" in approval.detail
     await settled(amends.handle(key))
     await keep_history(amends.handle(key), "approval_and_refund")
+    await keep_history(amends.handle(key), "verified_approval_and_refund")
 
 
 async def test_declined_proposal_returns_to_listening_and_is_kept(amends):

@@ -107,4 +107,7 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
                 assert part not in text, f"{message['X-Amends-Notice']} notice names {part}"
     await keep_history(clock_env.client.get_workflow_handle(handle.id, run_id=first_run), "full_lifecycle_recovery")
     await keep_history(handle, "full_lifecycle_anniversary")
+    # The same, with every step under a verified credential (behind workflow.patched("verified-actors")).
+    await keep_history(clock_env.client.get_workflow_handle(handle.id, run_id=first_run), "verified_recovery")
+    await keep_history(handle, "verified_anniversary")
     print(f"\nhistory of one full incident: {await history_length(handle)} events")

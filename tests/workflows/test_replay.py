@@ -31,6 +31,9 @@ def test_histories_are_stored():
         "work_order_rejected_renegotiated", "refund_failed",
         # A refund whose answer was lost for minutes (behind workflow.patched("refund-outcome-unknown")).
         "refund_outcome_unknown",
+        # Every step under a verified credential (behind workflow.patched("verified-actors")), stored
+        # without the credentials' signatures: replay reads who acted from their claims.
+        "verified_recovery", "verified_anniversary", "verified_approval_and_refund",
     }
 
 
