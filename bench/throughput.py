@@ -24,10 +24,12 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from activities.identity import IdentityConfig
 from activities.notices import MailSettings
 from activities.payments import stripe_client
 from bench.factories import AGENT, CUSTOMER, MANAGER, paid_intent, report
 from worker.config import Settings
+from worker.issuer import Issuer, KeyRing, identity_toml
 from worker.mailsink import start_sink
 from worker.main import build_worker
 from worker.processes import free_port, wait_for_port
@@ -42,6 +44,7 @@ from workflows.inputs import (
     NeedsInput,
     PostmortemInput,
     RemedyProposal,
+    Role,
 )
 
 BIN = Path(sys.executable).parent
@@ -52,24 +55,26 @@ SETTINGS = {
 }
 
 
-async def one_incident(amends: AmendsClient, stripe, key: str) -> None:
+async def one_incident(as_: dict[Role, AmendsClient], stripe, key: str) -> None:
+    """One incident, each step signed by its actor's credential (``as_[role]`` is that actor's client)."""
     pi = await paid_intent(stripe, 8_000)
     rep = report(pi, key=key)
-    await amends.open_incident(rep)
-    await amends.apologise(key, ApologyInput(by=AGENT))
-    await amends.record_needs(key, NeedsInput(by=AGENT, needs="money back and a tent"))
-    await amends.propose_remedy(key, RemedyProposal(by=AGENT, items=[
+    agent = as_[Role.AGENT]
+    await agent.open_incident(rep)
+    await agent.apologise(key, ApologyInput())
+    await agent.record_needs(key, NeedsInput(needs="money back and a tent"))
+    await agent.propose_remedy(key, RemedyProposal(items=[
         {"kind": "refund", "amount": {"amount": 2_000, "currency": "USD"}},
         {"kind": "replacement", "description": "a new tent"}]))
-    await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, remedy=1))
-    await amends.confirm_fulfilment(key, FulfilmentConfirmation(by=AGENT, item_id="remedy-1/item-2"))
+    await as_[Role.CUSTOMER].accept_remedy(key, AcceptInput(remedy=1))
+    await agent.confirm_fulfilment(key, FulfilmentConfirmation(item_id="remedy-1/item-2"))
     for _ in range(600):
-        if (await amends.snapshot(key)).stage == "fulfilled":
+        if (await agent.snapshot(key)).stage == "fulfilled":
             break
         await asyncio.sleep(0.05)
-    await amends.close(key, CloseInput(by=AGENT))
-    await amends.record_postmortem(key, PostmortemInput(
-        by=MANAGER, what_happened="late", root_cause_category="process", root_cause="no label check",
+    await agent.close(key, CloseInput())
+    await as_[Role.MANAGER].record_postmortem(key, PostmortemInput(
+        what_happened="late", root_cause_category="process", root_cause="no label check",
         preventive_actions=[{"action": "check labels", "owner": {"name": "Ops", "email": "ops@example.com"},
                              "due": date.today() + timedelta(days=30)}]))
 
@@ -84,11 +89,17 @@ async def measure(pragmas: list[str], incidents: int, in_flight: int, stripe_url
         search_attributes=search.ALL, dev_server_extra_args=args, dev_server_log_level="error",
     )
     try:
+        # A local issuer, as amends dev runs one: every step carries a credential, as in production.
+        ring = KeyRing(data / "issuer").ensure()
+        issuer = Issuer("https://bench.amends.local", ring)
+        (data / "identity.toml").write_text(identity_toml(issuer.issuer, ring.jwks))
         settings = Settings(task_queue="bench", stripe_api_key="sk_test_amends_bench", stripe_api_base=stripe_url,
-                            mail=MailSettings(host="127.0.0.1", port=smtp_port))
+                            mail=MailSettings(host="127.0.0.1", port=smtp_port),
+                            identity=IdentityConfig.load(data / "identity.toml"))
         stripe = stripe_client(settings.stripe_api_key, stripe_url)
         async with build_worker(env.client, settings):
-            amends = AmendsClient(env.client, "bench")
+            amends = {a.role: AmendsClient(env.client, "bench", signer=issuer.signer(a))
+                      for a in (AGENT, CUSTOMER, MANAGER)}
             await one_incident(amends, stripe, f"warmup-{uuid.uuid4().hex[:6]}")
             gate = asyncio.Semaphore(in_flight)
 
