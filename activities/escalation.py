@@ -18,10 +18,18 @@ from activities.webhooks import WebhookSettings, send_signed
 from workflows.inputs import Contact
 from workflows.payloads import Notice, PageRequest
 
+
+def dedup_key(req: PageRequest) -> str:
+    """One PagerDuty incident per amends incident and stage: repeats update it, the step taken resolves it."""
+    return f"{req.incident}/{req.stage}"
+
+
 PD_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
 
 
 def summary(req: PageRequest) -> str:
+    if req.kind == "resolved":
+        return f"{req.incident}: {req.waiting_for} done; resolved"
     if req.kind in ("reminder", "action_overdue"):
         return f"{req.incident}: preventive action overdue since {req.due_at:%Y-%m-%d}: {req.action}"
     if req.kind == "warning":
@@ -37,6 +45,8 @@ def payload(req: PageRequest) -> dict[str, Any]:
         "waiting_for": req.waiting_for, "due_at": req.due_at.isoformat(), "level": req.level,
         "repeat": req.repeat, "what_happened": req.what_happened,
     }
+    if req.format == "slack" and req.kind == "resolved":
+        return {"text": f":white_check_mark: {text}"}
     if req.format == "slack":
         icon = ":warning:" if req.kind == "warning" else ":rotating_light:"
         return {
@@ -51,11 +61,13 @@ def payload(req: PageRequest) -> dict[str, Any]:
                 ]},
             ],
         }
+    if req.format == "pagerduty" and req.kind == "resolved":
+        return {"routing_key": req.routing_key or "", "event_action": "resolve", "dedup_key": dedup_key(req)}
     if req.format == "pagerduty":
         return {
             "routing_key": req.routing_key or "",
             "event_action": "trigger",
-            "dedup_key": req.idempotency_key,
+            "dedup_key": dedup_key(req),
             "payload": {
                 "summary": text[:1024],
                 "source": "amends",
@@ -76,18 +88,30 @@ class EscalationActivities:
 
     @activity.defn(name="page")
     async def page(self, req: PageRequest) -> str:
+        """Every channel in one activity: kept for incidents recorded before channels were independent."""
         sent = []
         if req.email:
-            await send_email(self.mail, Notice(
-                kind=req.kind,
-                audience="internal",
-                to=Contact(name=req.target_name, email=req.email),
-                message_id=req.idempotency_key,
-                context={"summary": summary(req), **req.model_dump(mode="json")},
-            ))
-            sent.append("email")
+            sent.append(await self.page_email(req))
         if req.webhook_url:
-            await send_signed(self.webhooks, req.webhook_url, payload(req), req.idempotency_key,
-                              f"incident.{req.kind}", req.target_name)
-            sent.append(f"{req.format} webhook")
+            sent.append(await self.page_webhook(req))
         return " and ".join(sent) or "nobody: the target has neither email nor webhook"
+
+    @activity.defn(name="page_email")
+    async def page_email(self, req: PageRequest) -> str:
+        """The page by e-mail, to the target or, when it has no address, to the care contact."""
+        to = Contact(name=req.target_name, email=req.email) if req.email else self.mail.care
+        await send_email(self.mail, Notice(
+            kind=req.kind,
+            audience="internal",
+            to=to,
+            message_id=req.idempotency_key,
+            context={"summary": summary(req), **req.model_dump(mode="json")},
+        ))
+        return f"email to {to.name}" if not req.email else "email"
+
+    @activity.defn(name="page_webhook")
+    async def page_webhook(self, req: PageRequest) -> str:
+        assert req.webhook_url, "a webhook page needs the target's webhook"
+        await send_signed(self.webhooks, req.webhook_url, payload(req), req.idempotency_key,
+                          f"incident.{req.kind}", req.target_name)
+        return f"{req.format} webhook"

@@ -14,7 +14,7 @@ from email.utils import format_datetime, formataddr
 from typing import Any
 
 import aiosmtplib
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateError, select_autoescape
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -60,6 +60,15 @@ def redact(value: Any, pattern: re.Pattern[str] | None) -> Any:
 
 
 def render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
+    """Subject and body of a notice; a template that cannot render is a permanent failure, never retried."""
+    try:
+        return _render(notice, settings)
+    except (TemplateError, ValueError) as err:
+        raise ApplicationError(f"{notice.kind} notice cannot be rendered: {err}", type="TemplateError",
+                               non_retryable=True) from err
+
+
+def _render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
     """Subject and body of a notice; the template's first line is ``Subject: …``."""
     context = dict(notice.context)
     pattern = None
@@ -76,7 +85,8 @@ def render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
     subject = first.removeprefix("Subject: ").strip()
     if pattern is not None and pattern.search(subject + body):
         # A template itself named someone: never send it.
-        raise ApplicationError(f"{notice.kind} notice would name a member of staff", non_retryable=True)
+        raise ApplicationError(f"{notice.kind} notice would name a member of staff", type="TemplateError",
+                               non_retryable=True)
     return subject, body.lstrip("\n")
 
 
@@ -140,13 +150,23 @@ async def send_email(s: MailSettings, notice: Notice) -> str:
     message["Date"] = format_datetime(activity.info().current_attempt_scheduled_time)
     message.set_content(body)
     message.add_alternative(html_version(subject, body), subtype="html")
-    await aiosmtplib.send(
-        message,
-        hostname=s.host,
-        port=s.port,
-        username=s.username,
-        password=s.password,
-        start_tls=s.start_tls,
-        timeout=20,
-    )
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=s.host,
+            port=s.port,
+            username=s.username,
+            password=s.password,
+            start_tls=s.start_tls,
+            timeout=20,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as err:
+        raise ApplicationError(f"the mail relay refused {to.email}: {err}", type="MailRejected",
+                               non_retryable=True) from err
+    except aiosmtplib.SMTPResponseException as err:
+        # 5xx is the relay's final answer (a bad address, a rejected message); 4xx may heal.
+        if err.code >= 500:
+            raise ApplicationError(f"the mail relay refused the message: {err.code} {err.message}",
+                                   type="MailRejected", non_retryable=True) from err
+        raise
     return str(message["Message-ID"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -48,6 +50,11 @@ class Settings(BaseModel):
     sla_policy: SlaPolicy = load_policy()
     # Whose credentials incidents accept; None trusts nobody (every step is refused).
     identity: IdentityConfig | None = None
+    # Whether AMENDS_CARE_EMAIL was given: pages with no owner go to the care contact, so a worker needs one.
+    care_configured: bool = True
+    # How long a stopping worker lets sends in flight finish (AMENDS_GRACEFUL_SHUTDOWN, seconds); match it
+    # with the deployment's termination grace period.
+    graceful_shutdown: timedelta = timedelta(seconds=30)
 
     @property
     def stripe_is_local(self) -> bool:
@@ -86,7 +93,22 @@ class Settings(BaseModel):
             webhooks=webhooks,
             sla_policy=load_policy(e.get("AMENDS_SLA_POLICY") or DEFAULT_SLA_POLICY),
             identity=IdentityConfig.load(e["AMENDS_IDENTITY"]) if e.get("AMENDS_IDENTITY") else None,
+            care_configured=bool(e.get("AMENDS_CARE_EMAIL")),
+            graceful_shutdown=timedelta(seconds=_seconds(e, "AMENDS_GRACEFUL_SHUTDOWN", 30)),
         )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}: must be a number of seconds, not {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name}: must be 0 or more seconds, not {raw!r}")
+    return value
 
 
 async def connect(

@@ -35,6 +35,8 @@ def activities_for(settings: Settings) -> list:
         clock.business_clock_advance,
         clock.business_clock_elapsed,
         escalation.page,
+        escalation.page_email,
+        escalation.page_webhook,
         notices.send_notice,
         notices.post_notice_webhook,
         payments.refund_payment,
@@ -59,6 +61,8 @@ def build_worker(client: Client, settings: Settings, activities: list | None = N
         workflows=[IncidentRecovery],
         workflow_runner=WORKFLOW_RUNNER,
         activities=activities if activities is not None else activities_for(settings),
+        # A stopping worker (a deploy, SIGTERM) lets sends in flight finish rather than cut them off.
+        graceful_shutdown_timeout=settings.graceful_shutdown,
     )
 
 
@@ -66,6 +70,11 @@ async def run_worker(settings: Settings | None = None, stop: asyncio.Event | Non
     from worker.metrics import bind_from_env, runtime_for
 
     settings = settings or Settings.from_env()
+    if not settings.care_configured:
+        raise SystemExit(
+            "AMENDS_CARE_EMAIL is not set: pages for incidents without an owner go to the care contact "
+            "(AMENDS_CARE_EMAIL, and AMENDS_CARE_NAME); set it so that no stalled incident pages nobody"
+        )
     if settings.identity is None:
         raise SystemExit(
             "AMENDS_IDENTITY is not set: name the identity file (TOML) that lists the issuers whose credentials "

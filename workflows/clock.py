@@ -15,18 +15,20 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import metrics
-    from workflows.effects import ConsumeBusinessTime, PlanBusinessClock
+    from workflows.effects import ConsumeBusinessTime, PlanBusinessClock, ResolvePages
     from workflows.formatting import duration
     from workflows.payloads import PageRequest
     from workflows.sla import WAITING_FOR, AdvanceRequest, ElapsedRequest, PageTarget, SlaPolicy
     from workflows.snapshot import ClockEvent, ClockState
 
-from workflows.options import CLOCK, SYSTEM, WEBHOOK_OPTIONS, call, failure_reason
+from workflows.options import CLOCK, PAGE_OPTIONS, SYSTEM, WEBHOOK_OPTIONS, call, failure_reason
 
 if TYPE_CHECKING:
     from workflows.playbook import Playbook
 
 LOCAL = timedelta(seconds=10)
+# A page that has reached nobody on any channel by then sends the next level at once.
+UNREACHABLE_AFTER = timedelta(minutes=5)
 
 
 class SlaClock:
@@ -159,7 +161,7 @@ class SlaClock:
                       f"{int((event.fraction or 0) * 100)}% of the {clock.waiting_for} deadline used; "
                       f"due {clock.due_at:%Y-%m-%d %H:%M} UTC")
             pb.publish()
-            await self._page(event, "owner")
+            await pb.run_in(f"page {event.key}", self._page(event, "owner"))
             return
         clock.breached = True
         s.escalation_level = event.level or 0
@@ -169,7 +171,7 @@ class SlaClock:
                   f"{clock.waiting_for} overdue by {duration(now - clock.due_at)}: escalated to level {event.level} "
                   f"({event.target}{repeat})")
         pb.publish()
-        await self._page(event, event.target or "owner")
+        await pb.run_in(f"page {event.key}", self._page(event, event.target or "owner"))
 
     def target(self, name: str) -> PageTarget:
         s = self.pb.s
@@ -196,14 +198,86 @@ class SlaClock:
             what_happened=s.report.what_happened,
         )
         what = "warning" if event.kind == "warning" else f"level {event.level} page"
-        await send_page(pb, request, f"{what} to {target.name}")
+        if target.webhook_url and target_name not in clock.paged:
+            clock.paged.append(target_name)
+        reached = await send_page(pb, request, f"{what} to {target.name}")
+        if not reached and pb.independent and event.kind == "escalation" and s.clock is clock:
+            # Nobody at this level could be reached on any channel: the next level now, not at its hour.
+            following = [e for e in clock.upcoming if e.kind == "escalation"]
+            if following:
+                pb.record("escalate_early", CLOCK, None, f"level {event.level} unreachable on every channel")
+                await self.fire(min(following, key=lambda e: e.at))
+
+    def stop(self) -> None:
+        """The stage is over: the webhooks its pages reached hear that it is resolved."""
+        clock = self.pb.s.clock
+        if clock is not None and clock.paged and self.pb.independent:
+            self.pb.queue(ResolvePages(str(clock.stage), clock.waiting_for, tuple(clock.paged)))
+
+    async def resolve(self, effect: ResolvePages) -> None:
+        pb, s, policy = self.pb, self.pb.s, self.pb.s.policy
+        assert policy is not None
+        for name in effect.targets:
+            target = policy.targets.get(name)
+            if target is None or not target.webhook_url:
+                continue
+            request = PageRequest(
+                idempotency_key=f"{s.workflow_id}/{effect.stage}/resolved", kind="resolved",
+                target_name=target.name, webhook_url=target.webhook_url, format=target.format,
+                routing_key=target.routing_key, incident=s.workflow_id, customer_id=s.report.customer.customer_id,
+                severity=str(s.report.severity), stage=effect.stage, waiting_for=effect.waiting_for,
+                due_at=pb.now(), what_happened=s.report.what_happened,
+            )
+            what = f"{effect.waiting_for} resolved to {target.name}"
+            try:
+                await call("page_webhook", request, str, PAGE_OPTIONS, what)
+                pb.record("page_resolved", SYSTEM, None, f"{what} by {target.format} webhook")
+            except ActivityError as err:
+                pb.record("page_failed", SYSTEM, None, f"{what} failed: {failure_reason(err)}")
+            pb.publish()
 
 
-async def send_page(pb: Playbook, request: PageRequest, what: str) -> None:
-    """Page someone by the channels the request names; the outcome goes into the timeline."""
+async def send_page(pb: Playbook, request: PageRequest, what: str) -> bool:
+    """Page someone by the channels the request names; each outcome goes into the timeline.
+
+    Each channel is its own activity, all at once, so one that is down
+    delays or silences no other. A request with no e-mail address goes to
+    the worker's care contact. True when at least one channel reached them.
+    """
+    if not pb.independent:
+        try:
+            sent = await call("page", request, str, WEBHOOK_OPTIONS, what)
+            pb.record("paged", SYSTEM, None, f"{what} by {sent}")
+            pb.publish()
+            return True
+        except ActivityError as err:
+            pb.record("page_failed", SYSTEM, None, f"{what} failed: {failure_reason(err)}")
+            pb.publish()
+            return False
+    channels = [("page_email", "email")]
+    if request.webhook_url:
+        channels.append(("page_webhook", f"{request.format} webhook"))
+    outcomes: dict[str, bool] = {}
+
+    async def by(name: str, label: str) -> None:
+        try:
+            sent = await call(name, request, str, PAGE_OPTIONS, f"{what} by {label}")
+            outcomes[label] = True
+            pb.record("paged", SYSTEM, None, f"{what} by {sent}")
+        except ActivityError as err:
+            outcomes[label] = False
+            pb.record("page_failed", SYSTEM, None, f"{what} by {label} failed: {failure_reason(err)}")
+        pb.publish()
+
+    for name, label in channels:
+        # Each channel keeps trying on its own (a relay that is down for hours still
+        # delivers once it is back), in a lane the run waits for before it ends.
+        await pb.run_in(f"{request.idempotency_key} {label}", by(name, label))
     try:
-        sent = await call("page", request, str, WEBHOOK_OPTIONS, what)
-        pb.record("paged", SYSTEM, None, f"{what} by {sent}")
-    except ActivityError as err:
-        pb.record("page_failed", SYSTEM, None, f"{what} failed: {failure_reason(err)}")
-    pb.publish()
+        await workflow.wait_condition(
+            lambda: any(outcomes.values()) or len(outcomes) == len(channels), timeout=UNREACHABLE_AFTER,
+            timeout_summary=f"{what}: reached on some channel?",
+        )
+    except TimeoutError:
+        pass
+    return any(outcomes.values())

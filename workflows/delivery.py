@@ -6,6 +6,7 @@ effects the update handlers queued, one at a time, through activities.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -268,6 +269,9 @@ class Delivery:
             context=context,
             redact=r.staff_names(),
         )
+        if pb.independent:
+            await self._notify_both(notice, kind)
+            return
         try:
             await call("send_notice", notice, str, NOTICE_OPTIONS, f"{kind} notice to the customer by email")
             # The same words for backends that send SMS or in-app messages
@@ -281,6 +285,31 @@ class Delivery:
             pb.publish()
             await self.notify_internal("notice_failed", key=f"notice-failed-{kind}-{len(s.timeline)}", notice=kind,
                                        reason=reason)
+
+    async def _notify_both(self, notice: Notice, kind: CustomerNotice) -> None:
+        """The e-mail and the notices webhook, each on its own: one that fails holds back neither."""
+        pb = self.pb
+        email, hook = await asyncio.gather(
+            call("send_notice", notice, str, NOTICE_OPTIONS, f"{kind} notice to the customer by email"),
+            # The same words for backends that send SMS or in-app messages
+            # themselves (skipped when no notices webhook is configured).
+            call("post_notice_webhook", notice, WebhookReceipt, NOTICE_OPTIONS, f"{kind} notice as a webhook"),
+            return_exceptions=True,
+        )
+        for outcome in (email, hook):
+            if isinstance(outcome, BaseException) and not isinstance(outcome, ActivityError):
+                raise outcome
+        if isinstance(hook, ActivityError):
+            pb.record("notice_failed", SYSTEM, "webhook", f"{kind} notice webhook not sent: {failure_reason(hook)}")
+            pb.publish()
+        if isinstance(email, ActivityError):
+            # A notice that can never go out (it would name staff, a broken
+            # template) must not end the incident: a human takes it over.
+            reason = failure_reason(email)
+            pb.record("notice_failed", SYSTEM, "email", f"{kind} notice not sent: {reason}")
+            pb.publish()
+            await self.notify_internal("notice_failed", key=f"notice-failed-{kind}-{notice.message_id}",
+                                       notice=kind, reason=reason)
 
     async def notify_internal(self, kind: str, key: str, **context: Any) -> None:
         pb, s = self.pb, self.pb.s

@@ -1,10 +1,23 @@
-"""The one dispatcher: performs queued effects, in order, each by the part that owns it."""
+"""The one dispatcher: performs queued effects, in order, each by the part that owns it.
+
+Since ``workflow.patched("independent-channels")``, the slow effects run
+in lanes of their own (``Playbook.run_in``): customer notices one after
+another, money one after another, and neither waits for the other, for the
+CRM or for pages. Only the clock's own arithmetic runs inline.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, assert_never
 
-from workflows.effects import ConsumeBusinessTime, DeliverRemedy, NotifyCustomer, PlanBusinessClock, TellCrm
+from workflows.effects import (
+    ConsumeBusinessTime,
+    DeliverRemedy,
+    NotifyCustomer,
+    PlanBusinessClock,
+    ResolvePages,
+    TellCrm,
+)
 
 if TYPE_CHECKING:
     from workflows.delivery import Delivery
@@ -17,11 +30,13 @@ async def perform(pb: Playbook, delivery: Delivery) -> None:
         effect = pb.effects.pop(0)
         match effect:
             case NotifyCustomer():
-                await delivery.notify_customer(effect.notice)
+                await pb.run_in("customer notices", delivery.notify_customer(effect.notice))
             case DeliverRemedy():
-                await delivery.deliver(effect.number)
+                await pb.run_in("money", delivery.deliver(effect.number))
             case TellCrm():
-                await delivery.tell_crm(effect.reason)
+                await pb.run_in("crm", delivery.tell_crm(effect.reason))
+            case ResolvePages():
+                await pb.run_in(f"resolve {effect.stage}", pb.clock.resolve(effect))
             case PlanBusinessClock():
                 await pb.clock.plan_business(effect)
             case ConsumeBusinessTime():

@@ -52,4 +52,13 @@ class ConsumeBusinessTime:
     end: datetime
 
 
-Effect = NotifyCustomer | DeliverRemedy | TellCrm | PlanBusinessClock | ConsumeBusinessTime
+@dataclass(frozen=True)
+class ResolvePages:
+    """The step a stage's pages were about is taken: tell the paged webhooks (PagerDuty, Slack) it is resolved."""
+
+    stage: str
+    waiting_for: str
+    targets: tuple[str, ...]
+
+
+Effect = NotifyCustomer | DeliverRemedy | TellCrm | PlanBusinessClock | ConsumeBusinessTime | ResolvePages

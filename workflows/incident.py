@@ -88,9 +88,14 @@ class IncidentRecovery:
     async def run(self, incident: IncidentReport | ContinuedIncident) -> Snapshot:
         pb = self.pb
         if isinstance(incident, ContinuedIncident):
+            pb.independent = workflow.patched("independent-channels")
             await self.anniversary.wait_a_year()
+            await workflow.wait_condition(lambda: not pb.busy())
             await workflow.wait_condition(workflow.all_handlers_finished)
             return pb.r.snapshot()
+        # Side effects and pages in lanes of their own: a mail relay that is down
+        # delays neither money nor the other channels of a page.
+        pb.independent = workflow.patched("independent-channels")
         metrics.opened(incident)
         pb.record("detected", SYSTEM, "backend", incident.what_happened)
         pb.enter_stage()
@@ -104,9 +109,12 @@ class IncidentRecovery:
             "load_sla_policy", result_type=SlaPolicy, start_to_close_timeout=timedelta(seconds=10),
         )
         pb.clock.start()
-        while pb.s.stage != Stage.POSTMORTEM_DONE or pb.effects:
+        while pb.s.stage != Stage.POSTMORTEM_DONE or pb.effects or pb.busy():
             await perform(pb, self.delivery)
+            pb.reap()
             if pb.s.stage == Stage.POSTMORTEM_DONE:
+                # What is still being sent finishes in this run, before the year's wait.
+                await workflow.wait_condition(lambda: bool(pb.effects) or not pb.busy())
                 continue
             await self._wait_for_next_step()
         # The long wait starts in a fresh run that carries the whole state, so

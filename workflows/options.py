@@ -24,7 +24,9 @@ CLOCK = Actor(name="clock", role=Role.SYSTEM)
 NOTICE_OPTIONS: workflow.ActivityConfig = dict(
     start_to_close_timeout=timedelta(seconds=30),
     schedule_to_close_timeout=timedelta(hours=1),
-    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
+    # A refused address or a template that cannot render will not heal: a human hears at once.
+    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5),
+                             non_retryable_error_types=["MailRejected", "TemplateError"]),
 )
 WEBHOOK_OPTIONS: workflow.ActivityConfig = dict(
     start_to_close_timeout=timedelta(seconds=30),
@@ -32,6 +34,17 @@ WEBHOOK_OPTIONS: workflow.ActivityConfig = dict(
         maximum_interval=timedelta(minutes=2),
         maximum_attempts=10,
         non_retryable_error_types=["WebhookRejected", "WebhookNotConfigured"],
+    ),
+)
+# Each channel of a page keeps trying for hours (a relay that is down still
+# delivers once it is back); the page does not wait for it: one that has
+# reached nobody after a few minutes sends the next level at once.
+PAGE_OPTIONS: workflow.ActivityConfig = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    schedule_to_close_timeout=timedelta(hours=12),
+    retry_policy=RetryPolicy(
+        maximum_interval=timedelta(minutes=5),
+        non_retryable_error_types=["WebhookRejected", "WebhookNotConfigured", "MailRejected", "TemplateError"],
     ),
 )
 # Money is retried until Stripe answers, however long that takes: an attempt

@@ -15,7 +15,7 @@ class PageRequest(BaseModel):
     """A warning or an escalation page, sent by email and signed webhook."""
 
     idempotency_key: str = Field(description="Incident, stage, level and repeat: one page each.")
-    kind: Literal["warning", "escalation", "reminder", "action_overdue"]
+    kind: Literal["warning", "escalation", "reminder", "action_overdue", "resolved"]
     level: int | None = None
     repeat: int = 0
     fraction: float | None = None

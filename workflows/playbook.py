@@ -9,8 +9,10 @@ that receive this object explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -38,6 +40,9 @@ class Playbook:
         self.changes = 0  # bumped on every visible change; the run loop wakes on it
         self.taking: tuple[str, Stage] | None = None  # the step being taken and the stage it started from
         self.clock = SlaClock(self)
+        # Set by the run from workflow.patched("independent-channels"): effects and pages in lanes.
+        self.independent = False
+        self.lanes: dict[str, asyncio.Task[None]] = {}
 
     @staticmethod
     def now() -> datetime:
@@ -52,6 +57,35 @@ class Playbook:
             self.effects.insert(0, effect)
         else:
             self.effects.append(effect)
+
+    # ------------------------------------------------------------ lanes of side effects
+
+    async def run_in(self, lane: str, job: Coroutine[Any, Any, Any]) -> None:
+        """Run ``job`` after whatever ``lane`` is doing, without waiting for it (awaited, before the patch)."""
+        if not self.independent:
+            await job
+            return
+        before = self.lanes.get(lane)
+
+        async def in_turn() -> None:
+            if before is not None:
+                await before
+            try:
+                await job
+            finally:
+                self.changes += 1  # the run loop looks again
+
+        self.lanes[lane] = asyncio.create_task(in_turn())
+
+    def busy(self) -> bool:
+        return any(not task.done() for task in self.lanes.values())
+
+    def reap(self) -> None:
+        """Forget finished lanes; a lane that failed with a bug fails the workflow task here."""
+        for lane, task in list(self.lanes.items()):
+            if task.done():
+                del self.lanes[lane]
+                task.result()
 
     # ------------------------------------------------------------ taking steps
 
@@ -94,6 +128,7 @@ class Playbook:
 
     def enter_stage(self) -> None:
         self.s.escalation_level = 0
+        self.clock.stop()
         self.s.clock = None
         # The clock starts when the stage starts, even if the policy arrives a
         # moment later (workflow.now() after a local activity differs on replay).

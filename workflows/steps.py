@@ -219,8 +219,13 @@ def _propose_remedy(pb: Playbook, step: RemedyProposal) -> None:
     pb.s.remedies.append(remedy)
     detail = f"remedy #{number}: " + "; ".join(i.item.describe() for i in items)
     if remedy.needs_approval_from:
-        # An over-limit proposal goes to the customer only once approved.
+        # An over-limit proposal goes to the customer only once approved. The
+        # clock pauses only while the customer holds the next move: if the
+        # proposal this one replaces was waiting on them, it runs again now.
         pb.recorded(step, detail + f" (needs approval by {a(remedy.needs_approval_from)})")
+        if workflow.patched("pause-only-on-customer"):
+            pb.clock.resume()
+            pb.publish()
         return
     pb.queue(NotifyCustomer("proposal"))
     pb.recorded(step, detail)

@@ -110,4 +110,7 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
     # The same, with every step under a verified credential (behind workflow.patched("verified-actors")).
     await keep_history(clock_env.client.get_workflow_handle(handle.id, run_id=first_run), "verified_recovery")
     await keep_history(handle, "verified_anniversary")
+    # The same, with side effects and pages in lanes of their own (workflow.patched("independent-channels")).
+    await keep_history(clock_env.client.get_workflow_handle(handle.id, run_id=first_run), "channels_recovery")
+    await keep_history(handle, "channels_anniversary")
     print(f"\nhistory of one full incident: {await history_length(handle)} events")

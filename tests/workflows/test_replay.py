@@ -34,6 +34,10 @@ def test_histories_are_stored():
         # Every step under a verified credential (behind workflow.patched("verified-actors")), stored
         # without the credentials' signatures: replay reads who acted from their claims.
         "verified_recovery", "verified_anniversary", "verified_approval_and_refund",
+        # Effects and pages in lanes, each channel on its own (workflow.patched("independent-channels")),
+        # PagerDuty resolved, and the clock running while an approval is awaited ("pause-only-on-customer").
+        "channels_recovery", "channels_anniversary", "escalated_apology_resolved", "relay_down_pages",
+        "approval_waits_clock_runs",
     }
 
 

@@ -165,10 +165,12 @@ async def test_warnings_then_the_ladder_with_repeats_then_silence(settings, mail
         assert len(slack) == 2 and all(verify(WEBHOOK_SECRET, r.headers["X-Amends-Signature"], r.raw) for r in slack)
         assert slack[0].body["text"].startswith(":rotating_light: incident-")
         assert slack[0].body["blocks"][0]["type"] == "section"
-        pd = [r for r in webhook_sink.at("/pagerduty") if r.body["payload"]["custom_details"]["incident"] == f"incident-{key}"]
+        pd = [r for r in webhook_sink.at("/pagerduty") if r.body["dedup_key"].startswith(f"incident-{key}/")]
         assert len(pd) == 2 and all(verify(WEBHOOK_SECRET, r.headers["X-Amends-Signature"], r.raw) for r in pd)
         assert pd[0].body["routing_key"] == "R0UT1NGKEY" and pd[0].body["event_action"] == "trigger"
-        assert pd[0].body["dedup_key"] == f"incident-{key}/detected/level-3-repeat-0"
+        # One PagerDuty incident for the stage: the repeat updates it rather than opening another.
+        assert {r.body["dedup_key"] for r in pd} == {f"incident-{key}/detected"}
+        assert len({r.headers["Idempotency-Key"] for r in pd}) == 2  # still two distinct pages
         assert pd[0].body["payload"]["severity"] == "error" and pd[0].body["payload"]["source"] == "amends"
 
         # The ladder has run out: nothing more, and nothing after the stage moves on.
@@ -178,11 +180,20 @@ async def test_warnings_then_the_ladder_with_repeats_then_silence(settings, mail
         snap = await amends.apologise(key, ApologyInput(by=AGENT))
         assert snap.escalation_level == 0 and snap.clock.waiting_for == "customer's needs"
         await env.sleep(timedelta(hours=5))  # the needs clock (1 d) has not warned yet
+        # The step is taken: PagerDuty's incident is resolved under the same key, Slack hears it is done.
+        pd = [r for r in webhook_sink.at("/pagerduty") if r.body["dedup_key"].startswith(f"incident-{key}/")]
+        assert [r.body["event_action"] for r in pd] == ["trigger", "trigger", "resolve"]
+        assert pd[-1].body == {"routing_key": "R0UT1NGKEY", "event_action": "resolve",
+                               "dedup_key": f"incident-{key}/detected"}
+        slack = [r for r in webhook_sink.at("/slack") if f"incident-{key}" in r.body["text"]]
+        assert slack[-1].body["text"] == f":white_check_mark: incident-{key}: apology done; resolved"
+        assert len(slack) == 3
         after = [e for e in (await amends.snapshot(key)).timeline if e.step in ("warning", "escalate")]
         assert len(after) == len(events)
         recorded = await recorded_search_attributes(amends.handle(key))
         assert recorded["EscalationLevel"] == 0
         await keep_history(amends.handle(key), "escalated_apology")
+        await keep_history(amends.handle(key), "escalated_apology_resolved")
 
 
 async def test_a_business_clock_pauses_and_resumes_in_business_time(settings):

@@ -124,5 +124,9 @@ async def test_workflow_follows_the_reference_model(ts_env, ts_worker, settings,
         model.take(trigger)
         if trigger == "confirm_fulfilment":
             snap = await wait_for(amends, rep.incident_key, lambda s: s.stage == Stage.FULFILLED)
+        if trigger == "accept_remedy":
+            # The work order goes out at once; while it is in flight, the remedy cannot be renegotiated.
+            snap = await wait_for(amends, rep.incident_key,
+                                  lambda s: s.agreed_remedy.items[0].status == "awaiting_confirmation")
         assert snap.stage == model.stage
     assert accepted >= 5 and refused >= 5
