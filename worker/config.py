@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -20,6 +20,7 @@ from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 
+from activities.clock import policy_as_of
 from activities.identity import IdentityConfig
 from activities.notices import MailSettings
 from activities.webhooks import TARGETS, WebhookSettings
@@ -31,12 +32,20 @@ from workflows.sla import SlaPolicy
 DEFAULT_SLA_POLICY = Path(__file__).with_name("sla_default.toml")
 
 
-def load_policy(path: Path | str = DEFAULT_SLA_POLICY) -> SlaPolicy:
-    """Read and validate an SLA policy file (TOML, or JSON); errors name the field and the rule."""
+def load_policy(path: Path | str = DEFAULT_SLA_POLICY, *, today: date | None = None) -> SlaPolicy:
+    """Read and validate an SLA policy file (TOML, or JSON); errors name the field and the rule.
+
+    The business calendar (``country``, ``subdivision``) is checked against the
+    ``holidays`` package and expanded into the public holidays of the years
+    around ``today`` (the worker's date by default); each incident records its
+    own expansion when it opens (``ClockActivities.load_sla_policy``).
+    """
     if str(path).endswith(".json"):
-        return SlaPolicy.model_validate_json(Path(path).read_text())
-    with open(path, "rb") as f:
-        return SlaPolicy.model_validate(tomllib.load(f))
+        policy = SlaPolicy.model_validate_json(Path(path).read_text())
+    else:
+        with open(path, "rb") as f:
+            policy = SlaPolicy.model_validate(tomllib.load(f))
+    return policy_as_of(policy, today or datetime.now(UTC).date())
 
 LOCAL_STRIPE_KEY = "sk_test_amends_local"  # the default: talks to localstripe
 

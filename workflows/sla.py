@@ -9,9 +9,9 @@ is recorded in the history): a policy change applies to new incidents and
 never moves the deadlines of running ones.
 
 Deadlines are measured on a calendar clock (24/7) or a business-hours clock
-(time zone, weekly hours, holidays); warnings fire at fractions of the
-deadline; after a breach, an escalation ladder pages one level after another
-and repeats a configured number of times.
+(time zone, weekly hours, public holidays, company closures); warnings fire
+at fractions of the deadline; after a breach, an escalation ladder pages one
+level after another and repeats a configured number of times.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from workflows.inputs import ApprovalLimits, Severity
 from workflows.stages import Stage
@@ -48,13 +48,81 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class OutsideCalendar(Exception):
+    """The business clock reached a year whose public holidays the policy does not hold.
+
+    The clock never guesses that such a day is a working day: the worker's
+    clock activity adds that year's calendar and asks again.
+    """
+
+    def __init__(self, year: int) -> None:
+        super().__init__(f"the business calendar holds no public holidays for {year}")
+        self.year = year
+
+
 class BusinessHours(Strict):
-    """When the business clock runs: weekly opening hours in a time zone, minus holidays."""
+    """When the business clock runs: weekly opening hours in a time zone, minus public holidays and closures.
+
+    ``country`` and ``subdivision`` name a public calendar; the worker turns it
+    into concrete dates (``public_holidays`` for ``calendar_years``) when it
+    loads the policy, so an incident records the very days its clock skips and
+    workflow code never consults a calendar.
+    """
 
     timezone: str = "UTC"
     # day -> "HH:MM-HH:MM"; a day left out is closed.
     weekly: dict[str, str] = Field(default_factory=lambda: {d: "09:00-17:00" for d in DAYS[:5]})
-    holidays: list[date] = Field(default_factory=list)
+    country: str | None = Field(
+        default=None, description="ISO 3166-1 alpha-2 code of the country whose public holidays close the clock.",
+    )
+    subdivision: str | None = Field(
+        default=None, description="Its state or region (e.g. 'BE' for Berlin in 'DE'); none: nationwide holidays only.",
+    )
+    # Policies and incidents recorded before public calendars listed every
+    # closed day by hand under `holidays`; that name still reads as closures.
+    closures: list[date] = Field(
+        default_factory=list, validation_alias=AliasChoices("closures", "holidays"),
+        description="Company-specific closed days (one-off dates) on top of the public holidays.",
+    )
+    annual_closures: list[str] = Field(
+        default_factory=list, description="Company-specific closed days every year, as 'MM-DD' (e.g. '12-24').",
+    )
+    public_holidays: list[date] = Field(
+        default_factory=list,
+        description="The public holidays of calendar_years as dates, filled in from country and subdivision when "
+                    "the policy is loaded (listed by hand when no country is given).",
+    )
+    calendar_years: tuple[int, int] | None = Field(
+        default=None, description="First and last year (inclusive) whose public holidays public_holidays holds.",
+    )
+
+    @field_validator("annual_closures")
+    @classmethod
+    def _annual(cls, days: list[str]) -> list[str]:
+        for day in days:
+            try:
+                date.fromisoformat(f"2000-{day}")  # a leap year: '02-29' is a day some years have
+            except ValueError:
+                raise ValueError(f"annual_closures: '{day}' is not a day of the year as MM-DD, e.g. '12-24'") from None
+        return days
+
+    @model_validator(mode="after")
+    def _calendar(self) -> BusinessHours:
+        if self.subdivision is not None and self.country is None:
+            raise ValueError("subdivision: names a region of a country; set country too")
+        if self.calendar_years is not None and self.calendar_years[0] > self.calendar_years[1]:
+            raise ValueError("calendar_years: the first year comes after the last")
+        return self
+
+    def closed(self, day: date) -> bool:
+        """Whether the clock stands still all ``day`` (OutsideCalendar: its year's public holidays are unknown)."""
+        if day in self.closures or f"{day:%m-%d}" in self.annual_closures:
+            return True
+        if self.country is not None and not (
+            self.calendar_years and self.calendar_years[0] <= day.year <= self.calendar_years[1]
+        ):
+            raise OutsideCalendar(day.year)
+        return day in self.public_holidays
 
     @field_validator("weekly")
     @classmethod
@@ -193,21 +261,26 @@ WAITING_FOR: dict[Stage, str] = {
 
 # ---------------------------------------------------------------- the business clock
 #
-# Pure functions of the policy; they need the time-zone database, so the
-# workflow calls them through a local activity (their answers are recorded).
+# Pure functions of the policy; they need the time-zone database (and, past
+# the years whose public holidays the policy holds, the calendar: they raise
+# OutsideCalendar rather than count a possible holiday as a working day), so
+# the workflow calls them through a local activity (their answers are recorded).
 
 
-def _segments(start: datetime, hours: BusinessHours) -> Iterator[tuple[datetime, datetime]]:
-    """Open intervals (UTC) from ``start`` on, in order."""
+def _segments(
+    start: datetime, hours: BusinessHours, until: datetime | None = None,
+) -> Iterator[tuple[datetime, datetime]]:
+    """Open intervals (UTC) from ``start`` on, in order (up to ``until``, when given)."""
     from zoneinfo import ZoneInfo
 
     zone = ZoneInfo(hours.timezone)
     local = start.astimezone(zone)
     day = local.date()
-    holidays = set(hours.holidays)
     for _ in range(3660):  # ten years of days: more than any deadline needs
+        if until is not None and datetime.combine(day, time(0), zone) >= until:
+            return
         opening = hours.opening(DAYS[day.weekday()])
-        if opening and day not in holidays:
+        if opening and not hours.closed(day):
             open_at = datetime.combine(day, opening[0], zone)
             close_at = (
                 datetime.combine(day + timedelta(days=1), time(0), zone)
@@ -237,7 +310,7 @@ def elapsed(start: datetime, end: datetime, hours: BusinessHours) -> timedelta:
     total = timedelta(0)
     if end <= start:
         return total
-    for open_at, close_at in _segments(start, hours):
+    for open_at, close_at in _segments(start, hours, until=end):
         if open_at >= end:
             break
         total += min(close_at, end) - open_at

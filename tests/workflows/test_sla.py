@@ -78,7 +78,7 @@ async def test_each_severitys_apology_deadline_fires_on_time_and_not_before(sett
 
 
 async def test_business_hours_deadline_lands_after_the_weekend_and_holiday(settings):
-    holiday_policy = policy(business_hours__holidays=["2026-11-30", "2026-12-07"],
+    holiday_policy = policy(business_hours__closures=["2026-11-30", "2026-12-07"],
                             business_hours__timezone="Europe/Berlin")
     async with time_skipping(settings.model_copy(update={"sla_policy": holiday_policy})) as env:
         amends = Amends(env.client, settings.task_queue, env=env)
