@@ -181,6 +181,8 @@ class IncidentRecovery:
                 type="InvalidInput", non_retryable=True,
             )
         s = self.pb.s
+        if self._answered():
+            return  # a retry of a step already taken: answered by the handler, nothing changes
         try:
             # Who acts first: a refusal of the step itself tells nothing to a stranger.
             actor = verify(s.trust, step, s.workflow_id, spec.name, workflow.now(), s.used_credentials)
@@ -196,6 +198,11 @@ class IncidentRecovery:
         # The validator verified the credential; the handler (which replay runs
         # without the validator) reads who acted from its claims, marks it used
         # and drops it, so the token goes no further than the update's input.
+        if self._answered():
+            return self.pb.r.snapshot()
+        update = workflow.current_update_info()
+        if update is not None:
+            self.pb.s.answered.append(update.id)
         actor, jti = verified_actor(self.pb.s.trust, step)
         if jti is not None:
             self.pb.s.used_credentials.append(jti)
@@ -203,6 +210,10 @@ class IncidentRecovery:
         self.pb.advance(spec.name)
         spec.effect(self.pb, step)
         return self.pb.r.snapshot()
+
+    def _answered(self) -> bool:
+        update = workflow.current_update_info()
+        return update is not None and update.id in self.pb.s.answered
 
     @workflow.query(description="The whole current state: stage, timeline, remedy, money, deadline, flags.")
     def snapshot(self) -> Snapshot:

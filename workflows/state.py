@@ -43,6 +43,11 @@ class RecoveryState(BaseModel):
     anniversary_gift_code: str | None = None
     trust: Trust | None = Field(default=None, description="The issuers whose credentials this incident accepts.")
     used_credentials: list[str] = Field(default_factory=list, description="The jti of every credential used here.")
+    answered: list[str] = Field(
+        default_factory=list,
+        description="The id of every update that took a step: a retry with the same id, even in the run after "
+                    "the continue-as-new (where Temporal no longer knows it), gets an answer and changes nothing.",
+    )
 
 
 class ContinuedIncident(Contract):
