@@ -217,6 +217,9 @@ def test_every_update_has_a_schema():
 
     defn = workflow._Definition.must_from_class(IncidentRecovery)
     for name, update in defn.updates.items():
+        if not update.arg_types:  # refresh_trust takes no input: there is nothing to validate
+            assert name not in SCHEMAS
+            continue
         assert SCHEMAS.get(name) is update.arg_types[0], f"update {name} needs its schema (workflows.schema)"
     # The run also takes ContinuedIncident (its own continue-as-new); backends open with an IncidentReport.
     assert SCHEMAS["open"] is defn.arg_types[0] or SCHEMAS["open"] in typing.get_args(defn.arg_types[0])
