@@ -115,8 +115,10 @@ def worker(address: str | None, namespace: str | None, task_queue: str, timeout:
 
     The connection comes from the environment as for the `temporal` CLI (TEMPORAL_ADDRESS,
     TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE); mail and Stripe
-    from AMENDS_* variables. With AMENDS_METRICS_BIND=HOST:PORT the worker serves Prometheus
-    metrics at http://HOST:PORT/metrics (docs/metrics.md).
+    from AMENDS_* variables. AMENDS_IDENTITY names the identity file (TOML) listing the issuers
+    whose credentials incidents accept; the worker does not start without it. With
+    AMENDS_METRICS_BIND=HOST:PORT the worker serves Prometheus metrics at
+    http://HOST:PORT/metrics (docs/metrics.md).
     """
     from worker.config import Settings
     from worker.main import run_worker
