@@ -7,8 +7,14 @@ Starts, in order, and waits for each to listen before going on:
    survive a restart;
 2. localstripe, a stateful Stripe fake, keeping its store in the data
    directory too (``worker.stripe_fake``);
-3. an SMTP sink, in this process, keeping every message as a ``.eml`` file;
-4. the amends worker, in this process, serving Prometheus metrics on
+3. an SMTP sink, in this process, keeping every message as a ``.eml`` file,
+   and the webhook receiver that plays the backends;
+4. the local credential issuer (``worker.issuer``), in this process, on
+   127.0.0.1:8426: its key ring lives in the data directory (``issuer/``),
+   ``identity.toml`` beside it makes the worker trust it (``AMENDS_IDENTITY``),
+   and ``issuer.url`` tells the CLI where it is (``AMENDS_ISSUER_URL``) while
+   it runs; ``amends token`` signs session tokens with the same ring;
+5. the amends worker, in this process, serving Prometheus metrics on
    127.0.0.1:9464 (``--metrics-port``; docs/metrics.md).
 
 One SIGINT (Ctrl-C) or SIGTERM stops everything in reverse order: the
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -31,6 +38,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from worker import stripe_fake
+from worker.issuer import DEV_ISSUER, DevIssuer, Issuer, identity_toml
 from worker.processes import (
     READY_TIMEOUT,
     STOP_TIMEOUT,
@@ -76,10 +84,11 @@ class DevPorts:
     smtp: int = 1025
     webhooks: int = 8425
     metrics: int = 9464  # the worker's Prometheus endpoint; 0: none
+    issuer: int = 8426
 
     def all(self) -> dict[str, int]:
         ports = {"Temporal": self.temporal, "Temporal UI": self.ui, "Stripe": self.stripe, "SMTP": self.smtp,
-                 "webhooks": self.webhooks}
+                 "webhooks": self.webhooks, "issuer": self.issuer}
         if self.metrics:
             ports["metrics"] = self.metrics
         return ports
@@ -121,6 +130,8 @@ class DevRuntime:
         self.mail_dir = self.data_dir / "mail"
         self.webhook_dir = self.data_dir / "webhooks"
         self._webhooks: Any = None
+        self.issuer = DevIssuer(self.data_dir)
+        self._issuer: Any = None
         self.log_dir = self.data_dir / "logs"
         self._lock_file: TextIO | None = None
         self._sink: Any = None
@@ -162,7 +173,8 @@ class DevRuntime:
         if busy:
             raise DevError(
                 f"already in use: {', '.join(busy)} (is another `amends dev` or Temporal running?); "
-                f"choose others with --port/--ui-port/--stripe-port/--smtp-port/--webhook-port/--metrics-port"
+                f"choose others with --port/--ui-port/--stripe-port/--smtp-port/--webhook-port/--issuer-port/"
+                f"--metrics-port"
             )
 
         # Both children start before any thread of ours exists (fork safety);
@@ -191,7 +203,8 @@ class DevRuntime:
         from worker.webhook_sink import start_webhook_sink
 
         hooks = f"http://127.0.0.1:{self.ports.webhooks}"
-        base = Settings.from_env()
+        await self._start_issuer()
+        base = Settings.from_env()  # AMENDS_IDENTITY now names the local issuer's identity file
         # The receiver plays every backend: work orders, billing, the CRM, and
         # the notices a backend would turn into SMS; each request is kept.
         self._webhooks, _ = await start_webhook_sink("127.0.0.1", self.ports.webhooks, base.webhooks.secret,
@@ -221,6 +234,28 @@ class DevRuntime:
         self._worker = build_worker(self.client, self.settings)
         self._worker_task = asyncio.create_task(self._worker.run(), name="amends worker")
 
+    @property
+    def issuer_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.issuer}"
+
+    async def _start_issuer(self) -> None:
+        from aiohttp import web
+
+        self.out(progress(f"starting the credential issuer on {self.issuer_url}"))
+        ring = self.issuer.ring.ensure()  # kept across restarts: incidents recorded its public keys
+        self.issuer.identity_file.write_text(identity_toml(DEV_ISSUER, ring.jwks))
+        # The worker below (Settings.from_env) trusts it, and so would an `amends worker` started from here.
+        os.environ["AMENDS_IDENTITY"] = str(self.issuer.identity_file)
+        os.environ["AMENDS_ISSUER_URL"] = self.issuer_url
+        self._issuer = web.AppRunner(Issuer(DEV_ISSUER, ring).app(), access_log=None)
+        await self._issuer.setup()
+        await web.TCPSite(self._issuer, "127.0.0.1", self.ports.issuer).start()
+        self.issuer.url_file.write_text(self.issuer_url + "\n")
+
+    def token_command(self) -> str:
+        data = "" if self.data_dir == DevIssuer.DEFAULT_DATA.resolve() else f"--data {self.data_dir} "
+        return f'export AMENDS_TOKEN=$(amends token {data}--name "Your Name" --role agent)'
+
     async def _connect(self, connect, temporal: Child, runtime=None):
         # The port opens a moment before the frontend answers.
         end = time.monotonic() + READY_TIMEOUT
@@ -243,9 +278,14 @@ class DevRuntime:
                 f"  Stripe        http://127.0.0.1:{p.stripe}  (localstripe)",
                 f"  SMTP          127.0.0.1:{p.smtp}  (sink; every message kept in {self.mail_dir})",
                 f"  Webhooks      http://127.0.0.1:{p.webhooks}  (receiver; every request kept in {self.webhook_dir})",
+                f"  Issuer        {self.issuer_url}  (credentials; keys in {self.issuer.ring.directory}, "
+                f"trusted by {self.issuer.identity_file.name})",
                 *([f"  Metrics       http://127.0.0.1:{p.metrics}/metrics  (Prometheus; docs/metrics.md)"]
                   if p.metrics else []),
                 f"  Logs          {self.log_dir}",
+                "Who you are, for the steps you take (the CLI finds this issuer from the data directory):",
+                f"  export AMENDS_ISSUER_URL={self.issuer_url}",
+                f"  {self.token_command()}",
                 f"Try: TEMPORAL_ADDRESS={self.address} amends incident show <key>",
                 "Press Ctrl-C to stop.",
             ]
@@ -278,6 +318,10 @@ class DevRuntime:
         if self._webhooks is not None:
             with contextlib.suppress(Exception):
                 await self._webhooks.cleanup()
+        if self._issuer is not None:
+            self.issuer.url_file.unlink(missing_ok=True)
+            with contextlib.suppress(Exception):
+                await self._issuer.cleanup()
         # Terminate the children together, then wait for each.
         for child in reversed(self.children):
             if child.proc.poll() is None:

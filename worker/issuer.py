@@ -31,6 +31,9 @@ from workflows.signing import KeySigner
 
 SESSION_AUDIENCE = "amends-session"
 STAFF_ROLES = (Role.AGENT, Role.MANAGER, Role.DIRECTOR)
+# The iss of the local issuer: fixed, not its URL, so that a port change does
+# not make the incidents opened before it distrust their own issuer.
+DEV_ISSUER = "amends-dev"
 
 
 def new_key() -> dict[str, Any]:
@@ -139,6 +142,38 @@ class Issuer:
         app.router.add_get("/.well-known/jwks.json", jwks)
         app.router.add_post("/exchange", exchange)
         return app
+
+
+class DevIssuer:
+    """Where ``amends dev`` keeps its issuer in its data directory (``--data``, ``AMENDS_DATA``).
+
+    ``issuer/`` holds the key ring, ``identity.toml`` the worker's trust in it,
+    and ``issuer.url``, while ``amends dev`` runs, the address it serves on,
+    so that the step commands find it without ``AMENDS_ISSUER_URL``.
+    """
+
+    DATA_ENV = "AMENDS_DATA"
+    DEFAULT_DATA = Path(".data")
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.ring = KeyRing(data_dir / "issuer")
+        self.identity_file = data_dir / "identity.toml"
+        self.url_file = data_dir / "issuer.url"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> DevIssuer:
+        import os
+
+        data = (os.environ if environ is None else environ).get(cls.DATA_ENV)
+        return cls(Path(data) if data else cls.DEFAULT_DATA)
+
+    def url(self) -> str | None:
+        """The URL of the issuer ``amends dev`` serves from this data directory, while it runs."""
+        try:
+            return self.url_file.read_text().strip() or None
+        except OSError:
+            return None
 
 
 def identity_toml(issuer: str, jwks: Path | str, roles: tuple[Role, ...] = (*STAFF_ROLES, Role.CUSTOMER,

@@ -1,4 +1,9 @@
-"""Running the ``amends`` command line (and other commands) as real processes, awaited with asyncio."""
+"""Running the ``amends`` command line (and other commands) as real processes, awaited with asyncio.
+
+The step commands act as whoever ``AMENDS_TOKEN`` names: ``signed_in``
+gives an environment a session token of the test issuer, whose keys the
+tests' workers trust (``tests.support.identity``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.identity import TEST_ISSUER
+from workflows.inputs import Actor, Role
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -40,6 +48,11 @@ def base_env(address: str, task_queue: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))}
     env.update(TEMPORAL_ADDRESS=address, AMENDS_TASK_QUEUE=task_queue, USER="priya")
     return env
+
+
+def signed_in(env: dict[str, str], name: str, role: str = "agent") -> dict[str, str]:
+    """``env`` with a session token for ``name`` acting as ``role``."""
+    return env | {"AMENDS_TOKEN": TEST_ISSUER.session_token(Actor(name=name, role=Role(role)))}
 
 
 def open_options(key: str, payment_ref: str) -> list[str]:

@@ -1,4 +1,10 @@
-"""The `temporal` CLI, as a backend in another language would run it against a test server."""
+"""The `temporal` CLI, as a backend in another language would run it against a test server.
+
+Each step's credential comes from ``amends token --incident --step --input``
+run as a process, signing with the test issuer's key ring (which the
+tests' workers trust), as a backend would get one from its identity
+provider.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -36,6 +43,28 @@ async def cli(env, *args: str, check: bool = True) -> Ran:
 async def update(env, wid: str, name: str, payload: dict, check: bool = True) -> Ran:
     return await cli(env, "workflow", "update", "execute", "--workflow-id", wid, "--name", name,
                      "--input", json.dumps(payload), check=check)
+
+
+async def credential(wid: str, step: str, payload: dict, actor: dict) -> str:
+    """A credential for ``actor`` bound to this incident, step and exactly ``payload``'s fields."""
+    from tests.support.identity import ISSUER, RING
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker.cli", "token", "--keys", str(RING.directory), "--issuer", ISSUER,
+        "--name", actor["name"], "--role", actor["role"],
+        "--incident", wid.removeprefix("incident-"), "--step", step, "--input", json.dumps(payload),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    if proc.returncode != 0:
+        raise AssertionError(f"amends token for {step} failed: {err.decode()}")
+    return out.decode().strip()
+
+
+async def signed_update(env, wid: str, name: str, payload: dict, actor: dict, check: bool = True) -> Ran:
+    """``update`` with ``payload`` and a fresh credential for ``actor`` bound to it."""
+    cred = await credential(wid, name, payload, actor)
+    return await update(env, wid, name, payload | {"credential": cred}, check=check)
 
 
 async def listed(env, query: str) -> list[str]:

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from pydantic import Field
 from rich.console import Console
 
-from tests.support.cli import amends, open_options
+from tests.support.cli import amends, open_options, signed_in
 from tests.support.factories import paid_intent
 from worker.cli import cli
 from worker.cli.custom_steps import propose
@@ -53,14 +53,14 @@ async def test_show_prints_a_line_for_every_kind_of_remedy(cli_env, stripe):
         step = await amends("incident", *args, env=cli_env)
         assert step.code == 0, f"{args}: {step.err}"
     options = [option for options, _ in EVERY_KIND for option in options]
-    proposed = await amends("incident", "propose", key, *options, "--coupon-days", "30", "--role", "manager",
-                            env=cli_env)
+    proposed = await amends("incident", "propose", key, *options, "--coupon-days", "30",
+                            env=signed_in(cli_env, "Priya Shah", "manager"))
     assert proposed.code == 0, proposed.err
 
     shown = await amends("incident", "show", key, env=cli_env)
     assert shown.code == 0, shown.err
     remedies = shown.out.split("\nRemedies\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    assert remedies[0] == "  #1 proposed: proposed by priya (manager)"
+    assert remedies[0] == "  #1 proposed: proposed by Priya Shah (manager)"
     # The options add items in their own order: refunds, coupons, waiver, split, gift, then the work items.
     assert [line.split(None, 2) for line in remedies[1:]] == [
         [f"remedy-1/item-{n}", "pending", text] for n, (_, text) in enumerate(EVERY_KIND, 1)
@@ -94,7 +94,8 @@ def test_the_options_of_every_remedy_kind_are_named_by_their_declarations():
     assert named["items.split_cost.cost"] == ["--split-cost"]
     assert named["items.gift.coupon_amount"] == ["--gift-coupon"]
     assert named["items.gift.note"] == ["--gift-note"]
-    assert named["by.name"] == ["--by"] and named["channel"] == ["--channel"]
+    assert named["channel"] == ["--channel"]
+    assert not any(path == "by" or path.startswith(("by.", "credential")) for path in named)  # from the token
     accept = option_for(cli.commands["incident"].commands["accept"])
     assert accept["on_behalf_of_customer"] == ["--on-behalf"]
     assert option_for(cli.commands["incident"].commands["confirm"])["item_id"] == ["ITEM_ID"]
@@ -118,7 +119,8 @@ def test_a_step_added_to_the_registry_gets_its_command():
     assert "Usage: incident thank [OPTIONS] KEY" in helped.output
     assert "Thank the customer for their patience." in helped.output
     assert "--note TEXT" in helped.output and "What we thank the customer for." in helped.output
-    assert "--by TEXT" in helped.output and "--update-id TEXT" in helped.output
+    assert "--channel TEXT" in helped.output and "--update-id TEXT" in helped.output
+    assert "--by" not in helped.output and "--role" not in helped.output and "--credential" not in helped.output
     assert "thank" not in incident_group().commands
 
     missing = CliRunner().invoke(group, ["thank", "order-1"])
@@ -170,12 +172,10 @@ async def test_an_approval_states_its_total_as_a_decimal_and_a_wrong_one_is_refu
                  ["propose", key, "--refund", "60.00"]):
         step = await amends("incident", *args, env=cli_env)
         assert step.code == 0, f"{args}: {step.err}"
-    wrong = await amends("incident", "approve", key, "--remedy", "1", "--total", "50.00", "--role", "manager",
-                         env=cli_env)
+    manager = signed_in(cli_env, "Marcus Webb", "manager")
+    wrong = await amends("incident", "approve", key, "--remedy", "1", "--total", "50.00", env=manager)
     assert wrong.code == 1 and "total: remedy #1 is worth 60.00 USD, not 50.00 USD" in wrong.err
-    bad = await amends("incident", "approve", key, "--remedy", "1", "--total", "60.001", "--role", "manager",
-                       env=cli_env)
+    bad = await amends("incident", "approve", key, "--remedy", "1", "--total", "60.001", env=manager)
     assert bad.code == 2 and "--total" in bad.err
-    right = await amends("incident", "approve", key, "--remedy", "1", "--total", "60.00", "--role", "manager",
-                         env=cli_env)
+    right = await amends("incident", "approve", key, "--remedy", "1", "--total", "60.00", env=manager)
     assert right.code == 0, right.err

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from tests.support.cli import amends, open_options
+from tests.support.cli import amends, open_options, signed_in
 from tests.support.factories import AGENT, CUSTOMER, MANAGER, report
 from tests.support.identity import Amends
 from worker.reporting import (
@@ -78,14 +78,15 @@ async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cl
     key = f"order-{uuid.uuid4().hex[:8]}-late"
     opened = await amends("incident", "open", *open_options(key, "pi_unused"), env=cli_env)
     assert opened.code == 0, opened.err
-    for args in (
-        ["apologise", key, "--by", "Priya Shah", "--channel", "phone"],
-        ["needs", key, "--needs", "A tent that works before Friday."],
-        ["propose", key, "--replacement", "a new tent by express"],
-        ["accept", key, "--remedy", "1", "--by", "Alex Rivera", "--role", "customer", "--channel", "email"],
-        ["confirm", key, "remedy-1/item-1", "--note", "UPS 1Z999"],
+    customer = signed_in(cli_env, "Alex Rivera", "customer")
+    for args, env in (
+        (["apologise", key, "--channel", "phone"], cli_env),
+        (["needs", key, "--needs", "A tent that works before Friday."], cli_env),
+        (["propose", key, "--replacement", "a new tent by express"], cli_env),
+        (["accept", key, "--remedy", "1", "--channel", "email"], customer),
+        (["confirm", key, "remedy-1/item-1", "--note", "UPS 1Z999"], cli_env),
     ):
-        step = await amends("incident", *args, env=cli_env)
+        step = await amends("incident", *args, env=env)
         assert step.code == 0, f"{args}: {step.err}"
     await until(key, cli_env, lambda s: s.stage == Stage.FULFILLED)
     assert (await amends("incident", "close", key, env=cli_env)).code == 0
@@ -97,7 +98,7 @@ async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cl
 
     due1, due2 = today() + timedelta(days=14), today() + timedelta(days=45)
     recorded = await amends(
-        "incident", "postmortem", key, "--by", "Marcus Webb", "--role", "manager",
+        "incident", "postmortem", key,
         "--what", "the parcel left the warehouse with another order's label",
         "--category", "process",
         "--root-cause", "labels are printed by hand, away from the order system",
@@ -106,7 +107,7 @@ async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cl
         "--due", due1.isoformat(),
         "--action", "scan each label against its order at packing", "--owner", "ops@example.com",
         "--due", due2.isoformat(),
-        env=cli_env,
+        env=signed_in(cli_env, "Marcus Webb", "manager"),
     )
     assert recorded.code == 0, recorded.err
     assert recorded.out.split()[:2] == [f"incident-{key}", "postmortem_done"]

@@ -20,6 +20,7 @@ from worker.cli.incident import incident_group
 from worker.cli.reports import incidents, postmortem_group, report
 from worker.cli.runtime import dev, setup, worker
 from worker.cli.schema import diagram, schema
+from worker.cli.token import token
 
 
 @click.group(context_settings=CONTEXT)
@@ -28,11 +29,11 @@ def cli() -> None:
     """amends: service recovery as durable Temporal workflows.
 
     Start with `amends dev` (everything on this machine, Web UI on http://localhost:8233), then
-    `amends incident open --help`.
+    `amends token --help` (who you are) and `amends incident open --help`.
     """
 
 
-for command in (dev, worker, setup, incident_group(), incidents, postmortem_group, report, diagram, schema):
+for command in (dev, worker, setup, token, incident_group(), incidents, postmortem_group, report, diagram, schema):
     cli.add_command(command)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from pydantic import BaseModel, ValidationError
@@ -30,6 +30,7 @@ from workflows.client import (
     StepRefused,
     workflow_id,
 )
+from workflows.signing import CredentialUnavailable, Signer
 
 EXIT_REFUSED, EXIT_INVALID, EXIT_UNAVAILABLE = 1, 2, 3
 
@@ -51,7 +52,7 @@ class Failure(click.ClickException):
         click.echo(self.message, err=True)
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     raise Failure(message, code)
 
 
@@ -70,24 +71,25 @@ class Connection:
     def where(self) -> str:
         return self.address or os.environ.get("TEMPORAL_ADDRESS") or "localhost:7233"
 
-    async def client(self) -> AmendsClient:
+    async def client(self, signer: Signer | None = None) -> AmendsClient:
         from worker.config import connect
 
         try:
             client = await asyncio.wait_for(connect(self.address, self.namespace), self.timeout)
         except (TimeoutError, RuntimeError) as err:
             raise Unavailable(f"cannot connect to Temporal at {self.where()}: {err or 'timed out'}") from None
-        return AmendsClient(client, self.task_queue)
+        return AmendsClient(client, self.task_queue, signer=signer)
 
-    def run(self, key: str | None, work: Callable[[AmendsClient], Awaitable[Any]]) -> Any:
-        """Connect, do ``work``, and turn the engine's answers into messages and exit codes."""
+    def run(self, key: str | None, work: Callable[[AmendsClient], Awaitable[Any]],
+            signer: Signer | None = None) -> Any:
+        """Connect, do ``work`` (its steps signed by ``signer``), and turn the answers into messages and exit codes."""
 
         async def go() -> tuple[Any, click.ClickException | None]:
             # Every outcome is returned, not raised: an exception leaving
             # asyncio.run would keep the client alive in its traceback until
             # interpreter shutdown, where the SDK's native runtime aborts.
             try:
-                amends = await self.client()
+                amends = await self.client(signer)
                 return await asyncio.wait_for(work(amends), self.timeout), None
             except TimeoutError:
                 return None, Failure(
@@ -115,6 +117,12 @@ class Connection:
             return Failure(f"refused: {err}", EXIT_REFUSED)
         if isinstance(err, ValidationError):
             return Failure(explain(err, {}), EXIT_INVALID)
+        if isinstance(err, CredentialUnavailable):
+            if "cannot be reached" in str(err):
+                return Failure(f"unavailable: {err} (is `amends dev` running? AMENDS_ISSUER_URL names the issuer)",
+                               EXIT_UNAVAILABLE)
+            return Failure(f"refused: {err}; a session token expires: get a fresh one and set AMENDS_TOKEN",
+                           EXIT_REFUSED)
         if isinstance(err, Unavailable):
             return Failure(f"unavailable: {err}", EXIT_UNAVAILABLE)
         if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):

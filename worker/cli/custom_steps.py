@@ -13,6 +13,7 @@ from email.utils import parseaddr
 import click
 
 from worker.cli.connection import CONTEXT, Connection, build
+from worker.cli.credentials import step_signer
 from worker.cli.fields import field_option, option_for, to_minor
 from worker.cli.render import print_step_result
 from worker.cli.steps import actor_options, step_data, take_step
@@ -65,7 +66,7 @@ WORK_KINDS = ("redo", "replacement", "late_delivery", "upgrade")
 @click.pass_context
 def propose(ctx, key, refunds, currency, coupons, coupon_percents, coupon_days, waive, invoice, split_cost,
             our_share, split_as, split_description, gift_coupon, gift_note, redo, replacement, late_delivery,
-            upgrade, items_json, note, by_name, role, channel, update_id) -> None:
+            upgrade, items_json, note, channel, update_id) -> None:
     """Propose a remedy (step propose_remedy): any mix of the remedies the playbook names."""
     conn: Connection = ctx.obj
     if (waive is None) != (invoice is None):
@@ -73,6 +74,7 @@ def propose(ctx, key, refunds, currency, coupons, coupon_percents, coupon_days, 
     if (split_cost is None) != (our_share is None):
         raise click.UsageError("--split-cost and --our-share go together")
     work_items = dict(zip(WORK_KINDS, (redo, replacement, late_delivery, upgrade), strict=True))
+    signer = step_signer()
 
     async def work(amends: AmendsClient) -> Snapshot:
         cur = currency
@@ -106,11 +108,11 @@ def propose(ctx, key, refunds, currency, coupons, coupon_percents, coupon_days, 
             if not isinstance(extra, list):
                 raise click.BadParameter("must be a JSON list of items", param_hint="--items-json")
             items += extra
-        data = step_data(by_name, role, channel, items=items, note=note)
+        data = step_data(channel, items=items, note=note)
         step = build(RemedyProposal, data, option_for(ctx.command))
         return await amends.propose_remedy(key, step, update_id)
 
-    print_step_result(conn.run(key, work))
+    print_step_result(conn.run(key, work, signer=signer))
 
 
 CONDITIONS = [c.value for c in SystemCondition]
@@ -152,8 +154,7 @@ def parse_owner(text: str) -> dict:
               help="Due date of the preventive action in the same position (today or later). Repeatable.")
 @actor_options
 @click.pass_context
-def postmortem(ctx, key, what, category, root_cause, factors, actions, owners, dues, by_name, role, channel,
-               update_id) -> None:
+def postmortem(ctx, key, what, category, root_cause, factors, actions, owners, dues, channel, update_id) -> None:
     """Record the blameless post-mortem (step record_postmortem): what happened, the root cause and its
     category, contributing factors as conditions of the system, and preventive actions, each with an
     owner and a due date.
@@ -171,7 +172,7 @@ def postmortem(ctx, key, what, category, root_cause, factors, actions, owners, d
             f"{len(owners)} --owner and {len(dues)} --due; give each --action its --owner and --due"
         )
     data = step_data(
-        by_name, role, channel, what_happened=what, root_cause_category=category, root_cause=root_cause,
+        channel, what_happened=what, root_cause_category=category, root_cause=root_cause,
         contributing_factors=[parse_factor(f) for f in factors],
         preventive_actions=[{"action": a, "owner": parse_owner(o), "due": d}
                             for a, o, d in zip(actions, owners, dues, strict=True)],

@@ -16,9 +16,16 @@ from workflows.steps import REGISTRY, StepSpec
 
 HELP = """Open an incident and take its steps, by its key (the workflow id is incident-KEY).
 
-Every step takes --by NAME (default $USER), --role and --channel. A step the playbook does not
-allow now prints `refused: <why>` and exits 1; invalid input prints `invalid: <field>: <rule>`
-and exits 2; an unreachable Temporal or worker exits 3.
+Who takes a step is whoever the session token in AMENDS_TOKEN names; each step is sent with a
+credential bound to it, from the issuer at AMENDS_ISSUER_URL (default: the one `amends dev`
+runs). With `amends dev` running:
+
+\b
+  export AMENDS_TOKEN=$(amends token --name "Priya Shah" --role agent)
+
+Every step takes --channel and --update-id. A step the playbook does not allow now prints
+`refused: <why>` and exits 1; invalid input (or no AMENDS_TOKEN) prints `invalid: ...` and
+exits 2; an unreachable Temporal, worker or issuer exits 3.
 """
 
 

@@ -77,27 +77,32 @@ class DevOutput:
 
 @click.command(context_settings=CONTEXT,
                short_help="Run Temporal + UI, a Stripe fake, an SMTP sink and the worker.")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".data"),
-              show_default=True, help="Where incidents (SQLite), Stripe state, mail and logs are kept.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), envvar="AMENDS_DATA",
+              default=Path(".data"), show_default=True,
+              help="Where incidents (SQLite), Stripe state, mail, logs and the issuer's keys are kept "
+                   "[env AMENDS_DATA].")
 @click.option("--port", type=int, default=7233, show_default=True, help="Temporal gRPC port.")
 @click.option("--ui-port", type=int, default=8233, show_default=True, help="Temporal Web UI port.")
 @click.option("--stripe-port", type=int, default=8420, show_default=True, help="localstripe port.")
 @click.option("--smtp-port", type=int, default=1025, show_default=True, help="SMTP sink port.")
 @click.option("--webhook-port", type=int, default=8425, show_default=True,
               help="Port of the webhook receiver that plays the backends.")
+@click.option("--issuer-port", type=int, default=8426, show_default=True,
+              help="Port of the local credential issuer (AMENDS_ISSUER_URL).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=9464, show_default=True,
               help="Port of the worker's Prometheus metrics (http://127.0.0.1:PORT/metrics); 0: none.")
 def dev(data_dir: Path, port: int, ui_port: int, stripe_port: int, smtp_port: int, webhook_port: int,
-        metrics_port: int) -> None:
-    """Run the embedded runtime until Ctrl-C: Temporal dev server and Web UI, localstripe, an SMTP sink
-    and the worker. Incidents survive a restart (they live in DATA/temporal.db)."""
+        issuer_port: int, metrics_port: int) -> None:
+    """Run the embedded runtime until Ctrl-C: Temporal dev server and Web UI, localstripe, an SMTP sink,
+    the webhook receiver, a local credential issuer and the worker. Incidents survive a restart (they
+    live in DATA/temporal.db); so do the issuer's keys (DATA/issuer), which `amends token` signs with."""
     from worker.devserver import DevPorts, run
 
     out = DevOutput()
     _logging(rich=out.console is not None)
     try:
         code = run(data_dir, DevPorts(temporal=port, ui=ui_port, stripe=stripe_port, smtp=smtp_port,
-                                      webhooks=webhook_port, metrics=metrics_port), out=out)
+                                      webhooks=webhook_port, issuer=issuer_port, metrics=metrics_port), out=out)
     finally:
         out.close()
     raise SystemExit(code)
@@ -110,8 +115,10 @@ def worker(address: str | None, namespace: str | None, task_queue: str, timeout:
 
     The connection comes from the environment as for the `temporal` CLI (TEMPORAL_ADDRESS,
     TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE); mail and Stripe
-    from AMENDS_* variables. With AMENDS_METRICS_BIND=HOST:PORT the worker serves Prometheus
-    metrics at http://HOST:PORT/metrics (docs/metrics.md).
+    from AMENDS_* variables. AMENDS_IDENTITY names the identity file (TOML) listing the issuers
+    whose credentials incidents accept; the worker does not start without it. With
+    AMENDS_METRICS_BIND=HOST:PORT the worker serves Prometheus metrics at
+    http://HOST:PORT/metrics (docs/metrics.md).
     """
     from worker.config import Settings
     from worker.main import run_worker

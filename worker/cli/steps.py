@@ -2,15 +2,16 @@
 
 A step's command takes the incident KEY, the fields its ``Cli`` names as
 arguments, an option for each other field of its input (``--field-name``
-unless the ``Cli`` spells it), and the actor options every step shares.
-Steps marked ``custom`` build their input from options of their own
+unless the ``Cli`` spells it), and the options every step shares
+(``--channel``, ``--update-id``). Who takes the step is not an option: the
+session token in ``AMENDS_TOKEN`` says it, and each step is sent with a
+credential the issuer binds to it (``worker.cli.credentials``). Steps
+marked ``custom`` build their input from options of their own
 (``worker.cli.custom_steps``).
 """
 
 from __future__ import annotations
 
-import getpass
-import os
 import types
 import typing
 from collections.abc import Mapping
@@ -22,34 +23,31 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from worker.cli.connection import CONTEXT, Connection, build
+from worker.cli.credentials import step_signer
 from worker.cli.fields import FieldArgument, FieldOption, option_for, to_minor
 from worker.cli.render import print_step_result
 from workflows.client import AmendsClient
-from workflows.inputs import Role
 from workflows.snapshot import Snapshot
 from workflows.steps import REGISTRY, Cli, StepSpec
 
-ROLE_CHOICES = click.Choice([r.value for r in Role if r is not Role.SYSTEM])
+# Fields of every step input that no option of their own fills: the credential
+# (signed per step), who acts (from the credential) and the channel (below).
+ACTOR_FIELDS = ("credential", "by", "channel")
 
-# Fields of every step input that come from the actor options, not from options of their own.
-ACTOR_FIELDS = ("by", "channel")
+
+def _not_yours_to_say(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value is not None:
+        raise click.BadParameter(
+            "who takes a step comes from the session token in AMENDS_TOKEN, not from an option: "
+            'export AMENDS_TOKEN=$(amends token --name "Your Name" --role agent)', ctx=ctx, param=param)
 
 
-def default_actor_name() -> str:
-    name = os.environ.get("USER")
-    if not name:
-        try:
-            name = getpass.getuser()
-        except (KeyError, OSError, ImportError):  # no passwd entry in some containers
-            name = "amends-cli"
-    return name
-
+# --by and --role are gone (the token says who acts); hidden, they say so to whoever still types them.
+GONE = {"hidden": True, "expose_value": False, "default": None, "callback": _not_yours_to_say}
 
 ACTOR_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
-    (("--by", "by_name"), {"fills": "by.name", "default": default_actor_name, "show_default": "$USER",
-                           "help": "Who takes the step."}),
-    (("--role",), {"fills": "by.role", "type": ROLE_CHOICES, "default": Role.AGENT.value, "show_default": True,
-                   "help": "The role of who takes the step."}),
+    (("--by",), GONE),
+    (("--role",), GONE),
     (("--channel",), {"fills": "channel", "default": None,
                       "help": "How it happened: email, phone, chat, backend, ..."}),
     (("--update-id",), {"default": None,
@@ -63,8 +61,8 @@ def actor_options(f):
     return f
 
 
-def step_data(by_name: str, role: str, channel: str | None, **fields: Any) -> dict:
-    data: dict[str, Any] = {"by": {"name": by_name, "role": role}}
+def step_data(channel: str | None, **fields: Any) -> dict:
+    data: dict[str, Any] = {}
     if channel is not None:
         data["channel"] = channel
     data.update({k: v for k, v in fields.items() if v is not None})
@@ -86,7 +84,7 @@ def take_step(ctx: click.Context, key: str, name: str, model: type[BaseModel], d
 
     if not given:
         build(model, data, named)  # refuse bad input before reaching for Temporal
-    print_step_result(conn.run(key, work))
+    print_step_result(conn.run(key, work, signer=step_signer()))
 
 
 # ================================================================ generated from the registry
@@ -138,9 +136,8 @@ def step_command(spec: StepSpec[Any]) -> click.Command:
     params += [FieldOption(list(decls), **attrs) for decls, attrs in ACTOR_OPTIONS]
 
     @click.pass_context
-    def take(ctx: click.Context, key: str, by_name: str, role: str, channel: str | None, update_id: str | None,
-             **values: Any) -> None:
-        take_step(ctx, key, spec.name, spec.input, step_data(by_name, role, channel, **values), update_id,
+    def take(ctx: click.Context, key: str, channel: str | None, update_id: str | None, **values: Any) -> None:
+        take_step(ctx, key, spec.name, spec.input, step_data(channel, **values), update_id,
                   spec.cli.amounts if spec.cli else ())
 
     return click.Command(spec.cli.command, params=params, callback=take, help=_help(spec, fields),
