@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import timedelta
+from pathlib import Path
 
+from tests.support.cli import run
 from tests.support.factories import AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, paid_intent, report
 from tests.support.history import history_kinds, history_length, keep_history, recorded_search_attributes
 from tests.support.identity import Amends
@@ -18,6 +22,7 @@ from workflows.inputs import (
     PostmortemInput,
     RemedyProposal,
 )
+from workflows.snapshot import Snapshot
 from workflows.stages import Stage
 
 
@@ -58,7 +63,7 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
 
     await amends.close(key, CloseInput(by=AGENT, summary="refund and replacement delivered"))
     first_run = (await handle.describe()).run_id
-    await amends.record_postmortem(
+    last_of_first_run = await amends.record_postmortem(
         key,
         PostmortemInput(
             by=MANAGER,
@@ -93,6 +98,20 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
     ]
     assert [s for s in steps if s in milestones] == milestones
     assert {"record_needs", "propose_remedy", "refund"} <= set(steps)
+    # The export for the archive (`amends incident export`) is the first run's record plus the year after.
+    ran = await run(str(Path(sys.executable).parent / "amends"), "incident", "export", key, env={
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))},
+        "TEMPORAL_ADDRESS": clock_env.client.service_client.config.target_host,
+        "AMENDS_TASK_QUEUE": settings.task_queue,
+    })
+    assert ran.code == 0, ran.err
+    exported = Snapshot.model_validate_json(ran.out)
+    before = last_of_first_run
+    assert exported.timeline[: len(before.timeline)] == before.timeline
+    assert [e.step for e in exported.timeline[len(before.timeline):]] == ["complete_action", "anniversary"]
+    assert exported.needs == before.needs and exported.remedies == before.remedies
+    assert exported.remedies[0].accepted_by is not None and exported.money_moved == before.money_moved
+    assert exported.postmortem == before.postmortem
     assert final.needs and final.remedies[0].accepted_by is not None
     assert final.refunded_total == 3_000 and final.remedy_summary[0] == "a refund of 30.00 USD"
     assert (await history_kinds(handle))[0] == "workflow_execution_started"

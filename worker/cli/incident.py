@@ -10,7 +10,7 @@ import click
 from worker.cli.connection import connected_group
 from worker.cli.custom_steps import CUSTOM_COMMANDS
 from worker.cli.opening import open_
-from worker.cli.render import show
+from worker.cli.render import export, show
 from worker.cli.steps import step_commands
 from workflows.steps import REGISTRY, StepSpec
 
@@ -34,6 +34,7 @@ def incident_group(steps: Mapping[str, StepSpec[Any]] = REGISTRY) -> click.Group
     group = connected_group("incident", help=HELP, short_help="Open an incident, take its steps, show it.")
     group.add_command(open_)
     group.add_command(show)
+    group.add_command(export)
     for spec in steps.values():
         if spec.cli is not None and spec.cli.custom:
             if spec.cli.command not in CUSTOM_COMMANDS:

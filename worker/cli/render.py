@@ -44,6 +44,30 @@ def show(ctx: click.Context, key: str, as_json: bool) -> None:
     click.echo(snap.model_dump_json(indent=2) if as_json else render(snap))
 
 
+@click.command(context_settings=CONTEXT)
+@click.argument("key")
+@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True,
+              help="The record's format (schema/snapshot.schema.json).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file, not stdout.")
+@click.pass_context
+def export(ctx: click.Context, key: str, fmt: str, out: str | None) -> None:
+    """Export an incident's whole record for archiving: timeline, needs, remedies and who proposed,
+    approved and accepted them, money moved, post-mortem, the anniversary.
+
+    Archive it before the namespace's retention removes the incident: the run after the
+    continue-as-new carries the whole record, so one export holds everything.
+    """
+    conn: Connection = ctx.obj
+    # A finished incident still answers (a worker replays it): its record is its last state.
+    snap: Snapshot = conn.run(key, lambda amends: amends.snapshot(key))
+    text = snap.model_dump_json(indent=2)
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    else:
+        click.echo(text)
+
+
 def render(s: Snapshot, now: datetime | None = None) -> str:
     return "\n".join([*_facts(s, now), *_remedies(s), *_postmortem(s), *_timeline(s)])
 
@@ -53,7 +77,7 @@ def _facts(s: Snapshot, now: datetime | None) -> list[str]:
     cur = r.order.amount_paid.currency
     rows: list[tuple[str, str]] = [
         ("Stage", str(s.stage)),
-        ("Phase", s.phase + (" (after continue-as-new: the timeline keeps the milestones)"
+        ("Phase", s.phase + (" (after the continue-as-new: the whole record carried over)"
                              if s.phase == "anniversary" else "")),
         ("Severity", f"{r.severity} · {r.category.replace('_', ' ')}"),
         ("Customer", f"{r.customer.name} <{r.customer.email}> ({r.customer.customer_id})"
