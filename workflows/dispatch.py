@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, assert_never
 
-from workflows.effects import ConsumeBusinessTime, DeliverRemedy, NotifyCustomer, PlanBusinessClock, TellCrm
+from workflows.effects import (
+    CancelWorkOrders,
+    ConsumeBusinessTime,
+    DeliverRemedy,
+    NotifyCustomer,
+    PlanBusinessClock,
+    TellCrm,
+)
 
 if TYPE_CHECKING:
     from workflows.delivery import Delivery
@@ -20,6 +27,8 @@ async def perform(pb: Playbook, delivery: Delivery) -> None:
                 await delivery.notify_customer(effect.notice)
             case DeliverRemedy():
                 await delivery.deliver(effect.number)
+            case CancelWorkOrders():
+                await delivery.cancel_work_orders(effect.number, effect.reason)
             case TellCrm():
                 await delivery.tell_crm(effect.reason)
             case PlanBusinessClock():

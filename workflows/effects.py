@@ -30,6 +30,14 @@ class DeliverRemedy:
 
 
 @dataclass(frozen=True)
+class CancelWorkOrders:
+    """Tell the backends to stop the work orders they were sent for a renegotiated remedy."""
+
+    number: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class TellCrm:
     """Tell the CRM the account is red-flagged (internal only)."""
 
@@ -52,4 +60,4 @@ class ConsumeBusinessTime:
     end: datetime
 
 
-Effect = NotifyCustomer | DeliverRemedy | TellCrm | PlanBusinessClock | ConsumeBusinessTime
+Effect = NotifyCustomer | DeliverRemedy | CancelWorkOrders | TellCrm | PlanBusinessClock | ConsumeBusinessTime

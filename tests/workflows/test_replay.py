@@ -34,6 +34,9 @@ def test_histories_are_stored():
         # Every step under a verified credential (behind workflow.patched("verified-actors")), stored
         # without the credentials' signatures: replay reads who acted from their claims.
         "verified_recovery", "verified_anniversary", "verified_approval_and_refund",
+        # A sent work order renegotiated before cancellations existed (the backend was never told),
+        # and after, behind workflow.patched("cancel-work-orders"): two remedies, one cancellation each.
+        "work_order_sent_renegotiated_uncancelled", "work_orders_cancelled",
     }
 
 
