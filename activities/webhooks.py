@@ -10,6 +10,12 @@ Every request is JSON, signed with HMAC-SHA256 over ``<timestamp>.<body>``
 
 A receiver verifies with :func:`verify` and keys its own de-duplication on
 ``Idempotency-Key``: a retried delivery carries the same key and body.
+
+When a remedy is renegotiated, every work order that was sent and is not
+done is cancelled with a ``work_order.cancelled`` webhook to the same
+target, keyed ``<work order's key>/cancel``. The backend answers 2xx when it
+stopped the work, 409 when it is too late (already shipped, or under way);
+any other 4xx is a rejection, 5xx is retried.
 """
 
 from __future__ import annotations
@@ -81,7 +87,7 @@ async def post(settings: WebhookSettings, req: WebhookRequest) -> WebhookReceipt
             )
         return WebhookReceipt(delivered=False, detail=f"{req.target} webhook not configured")
     body = {"event": req.event, "idempotency_key": req.idempotency_key, "data": req.payload}
-    return await send_signed(settings, url, body, req.idempotency_key, req.event, req.target)
+    return await send_signed(settings, url, body, req.idempotency_key, req.event, req.target, tuple(req.answers))
 
 
 async def send_signed(
@@ -91,8 +97,13 @@ async def send_signed(
     idempotency_key: str,
     event: str,
     target: str = "webhook",
+    answers: tuple[int, ...] = (),
 ) -> WebhookReceipt:
-    """POST ``payload`` as signed JSON; 5xx, 408, 425 and 429 raise a retryable error, other 4xx reject."""
+    """POST ``payload`` as signed JSON; 5xx, 408, 425 and 429 raise a retryable error, other 4xx reject.
+
+    A status in ``answers`` is the backend's answer, not a rejection: it is
+    returned in the receipt with the backend's reason as ``detail``.
+    """
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str).encode()
     headers = {
         "Content-Type": "application/json",
@@ -104,6 +115,8 @@ async def send_signed(
         response = await http.post(url, content=body, headers=headers)
     if response.status_code in (408, 425, 429) or response.status_code >= 500:
         raise RuntimeError(f"{target} answered {response.status_code}; will retry")  # retryable
+    if response.status_code in answers:
+        return WebhookReceipt(delivered=True, status=response.status_code, detail=_reason(response))
     if response.status_code >= 400:
         raise ApplicationError(
             f"{target} rejected the {event}: {response.status_code} {_reason(response)}",

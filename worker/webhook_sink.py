@@ -34,6 +34,9 @@ class WebhookSink:
     received: list[Received] = field(default_factory=list)
     # path -> (status, json body) to answer instead of 200 (e.g. a rejection)
     respond: dict[str, tuple[int, dict]] = field(default_factory=dict)
+    # (path, event) -> (status, json body): the answer to one kind of request
+    # only (e.g. 409 to a work order's cancellation: already shipped)
+    respond_to: dict[tuple[str, str], tuple[int, dict]] = field(default_factory=dict)
     _references: dict[str, str] = field(default_factory=dict)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -55,8 +58,11 @@ class WebhookSink:
             )
         if not valid:
             return web.json_response({"reason": "bad signature"}, status=401)
-        if request.path in self.respond:
-            status, answer = self.respond[request.path]
+        answer_to = self.respond_to.get((request.path, str(body.get("event", ""))))
+        if answer_to is None and request.path in self.respond:
+            answer_to = self.respond[request.path]
+        if answer_to is not None:
+            status, answer = answer_to
             return web.json_response(answer, status=status)
         key = request.headers.get("Idempotency-Key", str(len(self.received)))
         reference = self._references.setdefault(key, f"ref-{len(self._references) + 1}")

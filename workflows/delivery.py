@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, RetryState
 
 with workflow.unsafe.imports_passed_through():
     from workflows import metrics
@@ -53,6 +53,12 @@ UNKNOWN_AFTER = timedelta(minutes=5)
 class Delivery:
     def __init__(self, pb: Playbook) -> None:
         self.pb = pb
+        # Item id -> the target its work order reached, and the items whose
+        # cancellation was sent: both rebuilt by replay, which runs the same
+        # sends again. A run lives until the post-mortem, long after the last
+        # renegotiation can happen, so the run's memory is enough.
+        self.sent: dict[str, str] = {}
+        self.cancelled: set[str] = set()
 
     async def deliver(self, number: int) -> None:
         """Deliver every pending item of an agreed remedy, one at a time, in order."""
@@ -210,6 +216,8 @@ class Delivery:
             await self._failed(item, err)
             return
         item.reference = item.reference or receipt.reference
+        if receipt.delivered:
+            self.sent[item.item_id] = target
         if confirmed_meanwhile(item):
             # The backend did the work and confirmed it before its answer to
             # the work order reached us.
@@ -227,6 +235,65 @@ class Delivery:
             item.status = "awaiting_confirmation"
             pb.record("work_order", SYSTEM, target,
                       f"{item.item_id}: work order sent ({receipt.reference or 'no reference'}); awaiting confirmation")
+        pb.publish()
+
+    async def cancel_work_orders(self, number: int, reason: str) -> None:
+        """Cancel every work order of a renegotiated remedy that a backend was sent and has not done.
+
+        Items delivered or failed, and those whose order never reached a
+        backend (no target configured), get none; each item gets one.
+        """
+        remedy = next(x for x in self.pb.s.remedies if x.number == number)
+        outstanding = [i for i in remedy.items
+                       if i.status == "cancelled" and i.item_id in self.sent and i.item_id not in self.cancelled]
+        # Incidents renegotiated before cancellations existed left their backends at work, as they did.
+        if not outstanding or not workflow.patched("cancel-work-orders"):
+            return
+        self.cancelled.update(i.item_id for i in outstanding)
+        # One backend slow to answer must not hold up the others' cancellations.
+        await asyncio.gather(*(self._cancel(remedy.number, item, reason) for item in outstanding))
+
+    async def _cancel(self, number: int, item: RemedyItemState, reason: str) -> None:
+        pb, s = self.pb, self.pb.s
+        spec, target = item.item, self.sent[item.item_id]
+        request = WebhookRequest(
+            target=target,
+            event="work_order.cancelled",
+            # Its own key: the backend de-duplicates cancellations apart from the order.
+            idempotency_key=f"{self._key(item)}/cancel",
+            payload={
+                "incident": s.workflow_id,
+                "item_id": item.item_id,
+                "work_order": self._key(item),  # the Idempotency-Key the work order carried
+                "reference": item.reference,
+                "item": spec.model_dump(mode="json"),
+                "reason": f"remedy #{number} renegotiated: {reason}",
+            },
+            required=False,
+            answers=[409],
+        )
+        summary = f"cancel the {spec.kind.replace('_', ' ')} work order at {target}"
+        try:
+            receipt = await call("post_webhook", request, WebhookReceipt, WEBHOOK_OPTIONS, summary)
+        except ActivityError as err:
+            # Rejected, or unanswered after every retry: the work may go ahead.
+            why = failure_reason(err).removesuffix("; will retry")
+            if err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED:
+                why = f"unanswered after every retry (last: {why})"
+            step, detail = "work_order_cancel_failed", (f"{item.item_id}: cancellation failed, the backend may "
+                                                        f"still do the work: {why}")
+        else:
+            if receipt.status == 409:
+                step, detail = "work_order_already_shipped", (f"{item.item_id}: too late to cancel, "
+                                                              f"{receipt.detail or 'already shipped'}")
+            elif receipt.delivered:
+                refs = [f"order {item.reference}"] if item.reference else []
+                refs += [f"cancellation {receipt.reference}"] if receipt.reference else []
+                step = "work_order_cancelled"
+                detail = f"{item.item_id}: work order cancelled ({', '.join(refs) or 'no reference'})"
+            else:
+                step, detail = "work_order_cancel_failed", f"{item.item_id}: not cancelled: {receipt.detail}"
+        pb.record(step, SYSTEM, target, detail)
         pb.publish()
 
     async def tell_crm(self, reason: str) -> None:

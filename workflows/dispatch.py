@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, assert_never
 
 from workflows.effects import (
+    CancelWorkOrders,
     ConsumeBusinessTime,
     DeliverRemedy,
     NotifyCustomer,
@@ -33,6 +34,9 @@ async def perform(pb: Playbook, delivery: Delivery) -> None:
                 await pb.run_in("customer notices", delivery.notify_customer(effect.notice))
             case DeliverRemedy():
                 await pb.run_in("money", delivery.deliver(effect.number))
+            case CancelWorkOrders():
+                # After the delivery it cancels, in the same lane.
+                await pb.run_in("money", delivery.cancel_work_orders(effect.number, effect.reason))
             case TellCrm():
                 await pb.run_in("crm", delivery.tell_crm(effect.reason))
             case ResolvePages():

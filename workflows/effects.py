@@ -30,6 +30,14 @@ class DeliverRemedy:
 
 
 @dataclass(frozen=True)
+class CancelWorkOrders:
+    """Tell the backends to stop the work orders they were sent for a renegotiated remedy."""
+
+    number: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class TellCrm:
     """Tell the CRM the account is red-flagged (internal only)."""
 
@@ -61,4 +69,7 @@ class ResolvePages:
     targets: tuple[str, ...]
 
 
-Effect = NotifyCustomer | DeliverRemedy | TellCrm | PlanBusinessClock | ConsumeBusinessTime | ResolvePages
+Effect = (
+    NotifyCustomer | DeliverRemedy | CancelWorkOrders | TellCrm | PlanBusinessClock | ConsumeBusinessTime
+    | ResolvePages
+)

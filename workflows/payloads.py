@@ -91,6 +91,11 @@ class WebhookRequest(BaseModel):
     # A target that is not configured: fail (work orders must reach someone)
     # or skip quietly (optional copies such as notice webhooks).
     required: bool = True
+    answers: list[int] = Field(
+        default_factory=list,
+        description="4xx statuses that are the backend's answer, not a rejection: 409 to a cancellation means "
+                    "the work is already under way or shipped.",
+    )
 
 
 class WebhookReceipt(BaseModel):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from temporalio import workflow
 
 from workflows import metrics
-from workflows.effects import DeliverRemedy, NotifyCustomer, TellCrm
+from workflows.effects import CancelWorkOrders, DeliverRemedy, NotifyCustomer, TellCrm
 from workflows.formatting import a, money
 from workflows.guards import Refused, check_money
 from workflows.inputs import (
@@ -281,9 +281,13 @@ def _renegotiate(pb: Playbook, step: RenegotiateInput) -> None:
     agreed = pb.r.agreed
     assert agreed is not None
     agreed.status = "renegotiated"
-    for item in agreed.items:
-        if item.status not in ("delivered", "failed"):
-            item.status = "cancelled"
+    cancelled = [item for item in agreed.items if item.status not in ("delivered", "failed")]
+    for item in cancelled:
+        item.status = "cancelled"
+    if cancelled:
+        # The backends that were sent a work order for these must stop the work
+        # (delivery knows which were sent, and cancels each once).
+        pb.queue(CancelWorkOrders(agreed.number, step.reason))
     pb.recorded(step, f"remedy #{agreed.number} renegotiated: {step.reason}")
 
 

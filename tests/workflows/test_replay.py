@@ -38,6 +38,9 @@ def test_histories_are_stored():
         # PagerDuty resolved, and the clock running while an approval is awaited ("pause-only-on-customer").
         "channels_recovery", "channels_anniversary", "escalated_apology_resolved", "relay_down_pages",
         "approval_waits_clock_runs",
+        # A sent work order renegotiated before cancellations existed (the backend was never told),
+        # and after, behind workflow.patched("cancel-work-orders"): two remedies, one cancellation each.
+        "work_order_sent_renegotiated_uncancelled", "work_orders_cancelled",
     }
 
 
