@@ -138,6 +138,7 @@ async def test_renegotiating_cancels_each_sent_work_order_once(amends, webhook_s
     assert [o[0] for o in outcomes(snap)] == ["work_order_cancelled", "work_order_cancelled"]
     assert await patch_markers(amends.handle(key)) == 1  # the new commands sit behind workflow.patched
     await keep_history(amends.handle(key), "work_orders_cancelled")
+    await keep_history(amends.handle(key), "work_orders_cancelled_in_lanes")  # with independent-channels
 
 
 async def test_a_work_order_that_reached_no_backend_gets_no_cancellation(ts_env, settings, webhook_sink):

@@ -41,6 +41,7 @@ def test_histories_are_stored():
         # A sent work order renegotiated before cancellations existed (the backend was never told),
         # and after, behind workflow.patched("cancel-work-orders"): two remedies, one cancellation each.
         "work_order_sent_renegotiated_uncancelled", "work_orders_cancelled",
+        "work_orders_cancelled_in_lanes",
     }
 
 
