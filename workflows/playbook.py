@@ -68,11 +68,15 @@ class Playbook:
         before = self.lanes.get(lane)
 
         async def in_turn() -> None:
-            if before is not None:
-                await before
+            started = False
             try:
+                if before is not None:
+                    await before
+                started = True
                 await job
             finally:
+                if not started:
+                    job.close()  # cancelled (the workflow evicted) before its turn came
                 self.changes += 1  # the run loop looks again
 
         self.lanes[lane] = asyncio.create_task(in_turn())
