@@ -130,7 +130,8 @@ class ClockActivities:
     async def load_sla_policy(self) -> SlaPolicy:
         # The worker's date, not the workflow's: the calendar's window is
         # generous, and the clock adds any year it reaches beyond it.
-        return self.policy_for(datetime.now(UTC).date())
+        # Webhook URLs and routing keys stay in the worker: the page activities resolve them at send time.
+        return self.policy_for(datetime.now(UTC).date()).recordable()
 
     @activity.defn(name="business_clock_advance")
     async def business_clock_advance(self, req: AdvanceRequest) -> list[datetime]:

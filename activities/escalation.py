@@ -9,14 +9,17 @@ PagerDuty Events API v2 trigger.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.notices import MailSettings, send_email
 from activities.webhooks import WebhookSettings, send_signed
 from workflows.inputs import Contact
 from workflows.payloads import Notice, PageRequest
+from workflows.sla import PageTarget
 
 
 def dedup_key(req: PageRequest) -> str:
@@ -82,9 +85,22 @@ def payload(req: PageRequest) -> dict[str, Any]:
 
 
 class EscalationActivities:
-    def __init__(self, mail: MailSettings, webhooks: WebhookSettings) -> None:
+    def __init__(self, mail: MailSettings, webhooks: WebhookSettings,
+                 targets: Mapping[str, PageTarget] | None = None) -> None:
         self.mail = mail
         self.webhooks = webhooks
+        # Where each target's webhook is, and its routing key: the worker's, never the history's.
+        self.targets = dict(targets or {})
+
+    def resolved(self, req: PageRequest) -> PageRequest:
+        """The request with its target's webhook URL and routing key from the worker's policy."""
+        if req.webhook_url or not req.webhook:
+            return req
+        target = self.targets.get(req.target or "")
+        if target is None or target.webhook_url is None:
+            raise ApplicationError(f"target {req.target!r} has no webhook in this worker's SLA policy",
+                                   type="WebhookNotConfigured", non_retryable=True)
+        return req.model_copy(update={"webhook_url": target.webhook_url, "routing_key": target.routing_key})
 
     @activity.defn(name="page")
     async def page(self, req: PageRequest) -> str:
@@ -92,7 +108,7 @@ class EscalationActivities:
         sent = []
         if req.email:
             sent.append(await self.page_email(req))
-        if req.webhook_url:
+        if req.webhook_url or req.webhook:
             sent.append(await self.page_webhook(req))
         return " and ".join(sent) or "nobody: the target has neither email nor webhook"
 
@@ -111,6 +127,7 @@ class EscalationActivities:
 
     @activity.defn(name="page_webhook")
     async def page_webhook(self, req: PageRequest) -> str:
+        req = self.resolved(req)
         assert req.webhook_url, "a webhook page needs the target's webhook"
         await send_signed(self.webhooks, req.webhook_url, payload(req), req.idempotency_key,
                           f"incident.{req.kind}", req.target_name)

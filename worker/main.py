@@ -28,7 +28,7 @@ def activities_for(settings: Settings) -> list:
     webhooks = WebhookActivities(settings.webhooks)
     clock = ClockActivities(settings.sla_policy)
     identity = IdentityActivities(settings.identity)
-    escalation = EscalationActivities(settings.mail, settings.webhooks)
+    escalation = EscalationActivities(settings.mail, settings.webhooks, settings.sla_policy.targets)
     return [
         clock.load_sla_policy,
         identity.load_trust,

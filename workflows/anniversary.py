@@ -76,12 +76,14 @@ class Anniversary:
         action.reminders += 1
         if kind == "reminder":
             target = PageTarget(name=action.owner.name, email=str(action.owner.email))
+            target_key = None
             detail = f"{action.action_id} overdue since {action.due.isoformat()}: reminded {action.owner.name}"
         else:
             assert s.policy is not None
             # The second level of the ladder (the team lead by default), or the owner.
             level = next((lv for lv in s.policy.ladder.levels if lv.target != "owner"), None)
             target = s.policy.targets[level.target] if level else PageTarget(name="Customer care")
+            target_key = level.target if level else None
             detail = f"{action.action_id} still open: escalated to {target.name}"
         pb.record(kind, CLOCK, None, detail)
         pb.publish()
@@ -89,7 +91,8 @@ class Anniversary:
             idempotency_key=f"{s.workflow_id}/{action.action_id}/{kind}",
             kind=kind, action=action.action, target_name=target.name, email=target.email,
             webhook_url=target.webhook_url, format=target.format, routing_key=target.routing_key,
-            incident=s.workflow_id, customer_id=s.report.customer.customer_id, severity=str(s.report.severity),
+            target=target_key, webhook=target.has_webhook, incident=s.workflow_id,
+            customer_id=s.report.customer.customer_id, severity=str(s.report.severity),
             stage=str(s.stage), waiting_for=action.action,
             due_at=datetime.combine(action.due, time(0), UTC), what_happened=s.report.what_happened,
         )

@@ -192,13 +192,14 @@ class SlaClock:
             idempotency_key=f"{s.workflow_id}/{clock.stage}/{event.key}",
             kind=event.kind, level=event.level, repeat=event.repeat, fraction=event.fraction,
             target_name=target.name, email=target.email, webhook_url=target.webhook_url, format=target.format,
-            routing_key=target.routing_key, incident=s.workflow_id, customer_id=s.report.customer.customer_id,
+            routing_key=target.routing_key, target=target_name, webhook=target.has_webhook,
+            incident=s.workflow_id, customer_id=s.report.customer.customer_id,
             severity=str(s.report.severity), stage=str(clock.stage), waiting_for=clock.waiting_for,
             due_at=clock.due_at, overdue=duration(pb.now() - clock.due_at) if event.kind == "escalation" else "",
             what_happened=s.report.what_happened,
         )
         what = "warning" if event.kind == "warning" else f"level {event.level} page"
-        if target.webhook_url and target_name not in clock.paged:
+        if target.has_webhook and target_name not in clock.paged:
             clock.paged.append(target_name)
         reached = await send_page(pb, request, f"{what} to {target.name}")
         if not reached and pb.independent and event.kind == "escalation" and s.clock is clock:
@@ -219,12 +220,13 @@ class SlaClock:
         assert policy is not None
         for name in effect.targets:
             target = policy.targets.get(name)
-            if target is None or not target.webhook_url:
+            if target is None or not target.has_webhook:
                 continue
             request = PageRequest(
                 idempotency_key=f"{s.workflow_id}/{effect.stage}/resolved", kind="resolved",
                 target_name=target.name, webhook_url=target.webhook_url, format=target.format,
-                routing_key=target.routing_key, incident=s.workflow_id, customer_id=s.report.customer.customer_id,
+                routing_key=target.routing_key, target=name, webhook=True, incident=s.workflow_id,
+                customer_id=s.report.customer.customer_id,
                 severity=str(s.report.severity), stage=effect.stage, waiting_for=effect.waiting_for,
                 due_at=pb.now(), what_happened=s.report.what_happened,
             )
@@ -255,7 +257,7 @@ async def send_page(pb: Playbook, request: PageRequest, what: str) -> bool:
             pb.publish()
             return False
     channels = [("page_email", "email")]
-    if request.webhook_url:
+    if request.webhook_url or request.webhook:
         channels.append(("page_webhook", f"{request.format} webhook"))
     outcomes: dict[str, bool] = {}
 

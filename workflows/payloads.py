@@ -25,6 +25,9 @@ class PageRequest(BaseModel):
     webhook_url: str | None = None
     format: Literal["amends", "slack", "pagerduty"] = "amends"
     routing_key: str | None = None
+    target: str | None = Field(default=None, description="The policy's name for the target; the worker resolves "
+                                                          "its webhook URL and routing key from it.")
+    webhook: bool = Field(default=False, description="The target has a webhook the worker knows.")
     incident: str
     customer_id: str
     severity: str

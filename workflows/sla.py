@@ -175,6 +175,19 @@ class PageTarget(Strict):
     webhook_url: str | None = None
     format: Literal["amends", "slack", "pagerduty"] = "amends"
     routing_key: str | None = Field(default=None, description="PagerDuty Events v2 integration key.")
+    webhook: bool = Field(
+        default=False,
+        description="Set in the policy an incident records: the target has a webhook, whose URL and routing key "
+                    "(secrets) the worker resolves when it sends and never writes into the history.",
+    )
+
+    @property
+    def has_webhook(self) -> bool:
+        return self.webhook_url is not None or self.webhook
+
+    def recordable(self) -> PageTarget:
+        """This target as an incident records it: that it has a webhook, not where or with which key."""
+        return self.model_copy(update={"webhook_url": None, "routing_key": None, "webhook": self.has_webhook})
 
 
 class Level(Strict):
@@ -221,6 +234,11 @@ class SlaPolicy(Strict):
     targets: dict[str, PageTarget] = Field(default_factory=dict)
     pause_while_waiting_on_customer: bool = True
     remedies: RemedyPolicy = Field(default_factory=RemedyPolicy)
+
+
+    def recordable(self) -> SlaPolicy:
+        """The policy as an incident records it: escalation targets by name, without their secrets."""
+        return self.model_copy(update={"targets": {k: t.recordable() for k, t in self.targets.items()}})
 
     @field_validator("warn_at")
     @classmethod

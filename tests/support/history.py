@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 from pathlib import Path
@@ -92,3 +93,25 @@ def without_signatures(history):
                 step["credential"] = f"{header}.{claims}."
                 payload.data = json.dumps(step, separators=(",", ":")).encode()
     return history
+
+
+def decoded_payloads(history_json: str) -> str:
+    """Every payload of a history (its JSON form), decoded: what anyone with history access can read."""
+    data = json.loads(history_json)
+    out: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "data" in node and "metadata" in node and isinstance(node["data"], str):
+                try:
+                    out.append(base64.b64decode(node["data"]).decode("utf-8", "replace"))
+                except ValueError:
+                    pass
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(data)
+    return "\n".join(out)

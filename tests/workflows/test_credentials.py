@@ -18,7 +18,7 @@ import pytest
 
 from activities.identity import IdentityConfig
 from tests.support.factories import AGENT, DIRECTOR, report
-from tests.support.history import HISTORIES
+from tests.support.history import HISTORIES, decoded_payloads
 from tests.support.identity import (
     ISSUER,
     SERVICE_ISSUER,
@@ -146,7 +146,7 @@ async def test_a_credential_from_the_history_cannot_be_used_again_here_or_elsewh
     assert snap.stage == Stage.APOLOGISED
     # Read back from the incident's history, as anyone with history access could.
     history = await amends.handle(key).fetch_history()
-    assert token in _decoded_payloads(history.to_json())
+    assert token in decoded_payloads(history.to_json())
     # Not for another incident, even for the very same input ...
     await assert_refused(amends, other, "apologise", carrying(step, token),
                          match=f"credential: issued for '{workflow_id(key)}', not for {workflow_id(other)}")
@@ -188,31 +188,8 @@ def test_no_stored_history_holds_a_bearer_token():
     assert files
     for path in files:
         text = path.read_text()
-        decoded = _decoded_payloads(text)
+        decoded = decoded_payloads(text)
         assert not BEARER.search(decoded), path.name
-
-
-def _decoded_payloads(history_json: str) -> str:
-    import base64
-
-    data = json.loads(history_json)
-    out: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "data" in node and "metadata" in node and isinstance(node["data"], str):
-                try:
-                    out.append(base64.b64decode(node["data"]).decode("utf-8", "replace"))
-                except ValueError:
-                    pass
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(data)
-    return "\n".join(out)
 
 
 async def test_after_a_key_rotation_new_keys_are_accepted_on_incidents_opened_before(settings, tmp_path):

@@ -42,6 +42,8 @@ def test_histories_are_stored():
         # and after, behind workflow.patched("cancel-work-orders"): two remedies, one cancellation each.
         "work_order_sent_renegotiated_uncancelled", "work_orders_cancelled",
         "work_orders_cancelled_in_lanes",
+        # Escalation targets recorded by name, their webhook URLs and routing keys left to the worker.
+        "escalated_without_secrets",
     }
 
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from activities.webhooks import verify
 from tests.support.factories import AGENT, CUSTOMER, report
-from tests.support.history import keep_history, recorded_search_attributes
+from tests.support.history import decoded_payloads, keep_history, recorded_search_attributes
 from tests.support.identity import Amends
 from tests.support.mail import mail_to
 from tests.support.policy import ALL_CALENDAR, policy
@@ -194,6 +194,12 @@ async def test_warnings_then_the_ladder_with_repeats_then_silence(settings, mail
         assert recorded["EscalationLevel"] == 0
         await keep_history(amends.handle(key), "escalated_apology")
         await keep_history(amends.handle(key), "escalated_apology_resolved")
+        # The pages reached Slack and PagerDuty, yet neither the webhook URLs nor the routing key are in the
+        # history: the incident recorded its targets by name, and the worker resolved them when it sent.
+        recorded = decoded_payloads((await amends.handle(key).fetch_history()).to_json())
+        assert "R0UT1NGKEY" not in recorded and f"{base}/slack" not in recorded and f"{base}/pagerduty" not in recorded
+        assert '"team_lead"' in recorded
+        await keep_history(amends.handle(key), "escalated_without_secrets")
 
 
 async def test_a_business_clock_pauses_and_resumes_in_business_time(settings):
