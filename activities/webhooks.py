@@ -1,15 +1,20 @@
 """Signed webhooks: work orders to backends, notices for backends that send
 their own SMS or in-app messages, and red flags to the CRM.
 
-Every request is JSON, signed with HMAC-SHA256 over ``<timestamp>.<body>``
-(the scheme Stripe uses, so receivers can reuse their verification code):
+Every request is JSON, signed by the Standard Webhooks scheme, so that a
+receiver in any language verifies it with an off-the-shelf library:
 
-    X-Amends-Signature: t=<unix seconds>,v1=<hex digest>
-    Idempotency-Key: <stable key: workflow id, remedy and item>
+    webhook-id: <stable key: workflow id, remedy and item>
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>"> [v1,<...> ...]
+    Idempotency-Key: <the same key as webhook-id>
     X-Amends-Event: <event name>
 
-A receiver verifies with :func:`verify` and keys its own de-duplication on
-``Idempotency-Key``: a retried delivery carries the same key and body.
+Each receiver (work orders, billing, CRM, notices, pages) has secrets of its
+own; while one rotates, the request carries a signature by each of its
+secrets. A receiver verifies with :func:`verify` (or any Standard Webhooks
+library) and keys its own de-duplication on ``webhook-id``, which the
+signature covers: a retried delivery carries the same id and body.
 
 When a remedy is renegotiated, every work order that was sent and is not
 done is cancelled with a ``work_order.cancelled`` webhook to the same
@@ -20,20 +25,21 @@ any other 4xx is a rejection, 5xx is retried.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
+import binascii
 import json
-import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from pydantic import BaseModel
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from workflows.payloads import WebhookReceipt, WebhookRequest
 
-SIGNATURE_HEADER = "X-Amends-Signature"
 TARGETS = ("work_orders", "billing", "notices", "crm", "escalations")
 
 
@@ -42,28 +48,59 @@ def local_urls(base: str) -> dict[str, str]:
     return {target: f"{base}/{target.replace('_', '-')}" for target in TARGETS}
 
 
+# The development runtime's secret: public, so `amends worker` refuses to start on it.
+DEV_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"amends local development only").decode()
+
+
+def check_secret(secret: str, setting: str) -> str:
+    """A Standard Webhooks secret (``whsec_`` and base64), or a ValueError naming the setting."""
+    try:
+        Webhook(secret)
+    except (ValueError, binascii.Error, WebhookVerificationError, RuntimeError) as err:
+        raise ValueError(f"{setting}: not a webhook secret (whsec_ followed by base64): {err}") from None
+    if not secret.startswith("whsec_"):
+        raise ValueError(f"{setting}: a webhook secret starts with whsec_ (then base64)")
+    return secret
+
+
 class WebhookSettings(BaseModel):
-    secret: str = "whsec_amends_local"
+    secret: str = DEV_WEBHOOK_SECRET  # every receiver's, unless it has secrets of its own
+    secrets: dict[str, list[str]] = {}  # receiver -> its secrets (all sign while one rotates)
     urls: dict[str, str] = {}
     timeout_seconds: float = 10.0
 
-
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+    def secrets_for(self, receiver: str) -> list[str]:
+        return self.secrets.get(receiver) or [self.secret]
 
 
-def verify(secret: str, header: str, body: bytes, tolerance_seconds: int = 300, now: float | None = None) -> bool:
-    """True when ``header`` is a valid signature of ``body`` made within the tolerance."""
-    try:
-        parts = dict(p.split("=", 1) for p in header.split(","))
-        timestamp = int(parts["t"])
-    except (ValueError, KeyError):
+def signed_headers(secrets: Sequence[str], message_id: str, body: bytes, at: datetime | None = None) -> dict[str, str]:
+    """The Standard Webhooks headers for ``body``: one signature per secret."""
+    when = at or datetime.now(UTC)
+    signatures = " ".join(Webhook(s).sign(message_id, when, body.decode()) for s in secrets)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": signatures,
+    }
+
+
+def verify(secrets: str | Sequence[str], headers: Mapping[str, str], body: bytes) -> bool:
+    """True when ``headers`` sign ``body`` with one of ``secrets``, within 5 minutes.
+
+    The ``Idempotency-Key``, when present, must be the signed ``webhook-id``:
+    a replay under another key is refused.
+    """
+    lower = {k.lower(): v for k, v in headers.items()}
+    key = lower.get("idempotency-key")
+    if key is not None and key != lower.get("webhook-id"):
         return False
-    if abs((now if now is not None else time.time()) - timestamp) > tolerance_seconds:
-        return False
-    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    for secret in [secrets] if isinstance(secrets, str) else secrets:
+        try:
+            Webhook(secret).verify(body, lower, json_parse=False)
+            return True
+        except WebhookVerificationError:
+            continue
+    return False
 
 
 class WebhookActivities:
@@ -87,7 +124,8 @@ async def post(settings: WebhookSettings, req: WebhookRequest) -> WebhookReceipt
             )
         return WebhookReceipt(delivered=False, detail=f"{req.target} webhook not configured")
     body = {"event": req.event, "idempotency_key": req.idempotency_key, "data": req.payload}
-    return await send_signed(settings, url, body, req.idempotency_key, req.event, req.target, tuple(req.answers))
+    return await send_signed(settings, url, body, req.idempotency_key, req.event, req.target, tuple(req.answers),
+                             receiver=req.target)
 
 
 async def send_signed(
@@ -98,6 +136,7 @@ async def send_signed(
     event: str,
     target: str = "webhook",
     answers: tuple[int, ...] = (),
+    receiver: str = "escalations",
 ) -> WebhookReceipt:
     """POST ``payload`` as signed JSON; 5xx, 408, 425 and 429 raise a retryable error, other 4xx reject.
 
@@ -109,7 +148,7 @@ async def send_signed(
         "Content-Type": "application/json",
         "Idempotency-Key": idempotency_key,
         "X-Amends-Event": event,
-        SIGNATURE_HEADER: sign(settings.secret, body, int(time.time())),
+        **signed_headers(settings.secrets_for(receiver), idempotency_key, body),
     }
     async with httpx.AsyncClient(timeout=settings.timeout_seconds) as http:
         response = await http.post(url, content=body, headers=headers)

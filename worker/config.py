@@ -23,7 +23,7 @@ from temporalio.runtime import Runtime
 from activities.clock import policy_as_of
 from activities.identity import IdentityConfig
 from activities.notices import MailSettings
-from activities.webhooks import TARGETS, WebhookSettings
+from activities.webhooks import DEV_WEBHOOK_SECRET, TARGETS, WebhookSettings, check_secret
 from workflows.client import DEFAULT_TASK_QUEUE
 from workflows.converter import data_converter
 from workflows.inputs import Contact
@@ -61,6 +61,8 @@ class Settings(BaseModel):
     identity: IdentityConfig | None = None
     # Whether AMENDS_CARE_EMAIL was given: pages with no owner go to the care contact, so a worker needs one.
     care_configured: bool = True
+    # Whether webhook secrets were given: the development default is public, so a worker refuses it.
+    webhook_secrets_configured: bool = True
     # How long a stopping worker lets sends in flight finish (AMENDS_GRACEFUL_SHUTDOWN, seconds); match it
     # with the deployment's termination grace period.
     graceful_shutdown: timedelta = timedelta(seconds=30)
@@ -91,9 +93,17 @@ class Settings(BaseModel):
         key = e.get("AMENDS_STRIPE_API_KEY", LOCAL_STRIPE_KEY)
         base = e.get("AMENDS_STRIPE_API_BASE", "http://localhost:8420" if key == LOCAL_STRIPE_KEY else "")
         webhooks = WebhookSettings(
-            secret=e.get("AMENDS_WEBHOOK_SECRET", "whsec_amends_local"),
+            secret=check_secret(e["AMENDS_WEBHOOK_SECRET"], "AMENDS_WEBHOOK_SECRET")
+            if e.get("AMENDS_WEBHOOK_SECRET") else DEV_WEBHOOK_SECRET,
+            # A receiver's own secrets, space-separated while one rotates (each signs every request).
+            secrets={
+                t: [check_secret(v, f"AMENDS_{t.upper()}_WEBHOOK_SECRET")
+                    for v in e[f"AMENDS_{t.upper()}_WEBHOOK_SECRET"].split()]
+                for t in TARGETS if e.get(f"AMENDS_{t.upper()}_WEBHOOK_SECRET")
+            },
             urls={t: e[f"AMENDS_{t.upper()}_URL"] for t in TARGETS if e.get(f"AMENDS_{t.upper()}_URL")},
         )
+        own = [t for t in TARGETS if t in webhooks.secrets]
         return cls(
             task_queue=e.get("AMENDS_TASK_QUEUE", DEFAULT_TASK_QUEUE),
             stripe_api_key=key,
@@ -103,6 +113,7 @@ class Settings(BaseModel):
             sla_policy=load_policy(e.get("AMENDS_SLA_POLICY") or DEFAULT_SLA_POLICY),
             identity=IdentityConfig.load(e["AMENDS_IDENTITY"]) if e.get("AMENDS_IDENTITY") else None,
             care_configured=bool(e.get("AMENDS_CARE_EMAIL")),
+            webhook_secrets_configured=bool(e.get("AMENDS_WEBHOOK_SECRET")) or len(own) == len(TARGETS),
             graceful_shutdown=timedelta(seconds=_seconds(e, "AMENDS_GRACEFUL_SHUTDOWN", 30)),
         )
 

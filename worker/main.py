@@ -70,6 +70,11 @@ async def run_worker(settings: Settings | None = None, stop: asyncio.Event | Non
     from worker.metrics import bind_from_env, runtime_for
 
     settings = settings or Settings.from_env()
+    if not settings.webhook_secrets_configured:
+        raise SystemExit(
+            "AMENDS_WEBHOOK_SECRET is not set: webhooks would be signed with the public development secret; set "
+            "it (whsec_ and base64), or each receiver's AMENDS_<RECEIVER>_WEBHOOK_SECRET"
+        )
     if not settings.care_configured:
         raise SystemExit(
             "AMENDS_CARE_EMAIL is not set: pages for incidents without an owner go to the care contact "

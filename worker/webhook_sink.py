@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from activities.webhooks import SIGNATURE_HEADER, verify
+from activities.webhooks import verify
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Received:
 
 @dataclass
 class WebhookSink:
-    secret: str
+    secret: str | list[str]
     directory: Path | None = None
     received: list[Received] = field(default_factory=list)
     # path -> (status, json body) to answer instead of 200 (e.g. a rejection)
@@ -45,7 +45,7 @@ class WebhookSink:
             body = json.loads(raw)
         except ValueError:
             return web.json_response({"reason": "body is not JSON"}, status=400)
-        valid = verify(self.secret, request.headers.get(SIGNATURE_HEADER, ""), raw)
+        valid = verify(self.secret, dict(request.headers), raw)
         item = Received(request.path, dict(request.headers), body, raw, valid)
         self.received.append(item)
         if self.directory:
@@ -64,7 +64,7 @@ class WebhookSink:
         if answer_to is not None:
             status, answer = answer_to
             return web.json_response(answer, status=status)
-        key = request.headers.get("Idempotency-Key", str(len(self.received)))
+        key = request.headers.get("webhook-id", str(len(self.received)))
         reference = self._references.setdefault(key, f"ref-{len(self._references) + 1}")
         return web.json_response({"reference": reference})
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -16,7 +19,8 @@ from workflows import search
 from workflows.converter import data_converter
 
 BIN = Path(sys.executable).parent
-WEBHOOK_SECRET = "whsec_tests"
+# Made afresh for every test session: no secret is committed.
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 
 
 async def register_search_attributes(client: Client) -> None:
@@ -41,3 +45,10 @@ async def time_skipping(settings):
             yield env
     finally:
         await env.shutdown()
+
+
+async def skip_a_year(env) -> None:
+    """Skip 366 days on a time-skipping server, a quarter at a time: one long skip over many timers can outlast
+    the server's RPC deadline on a loaded machine."""
+    for _ in range(4):
+        await env.sleep(timedelta(days=91.5))

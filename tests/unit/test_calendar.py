@@ -155,6 +155,8 @@ def test_policies_recorded_before_calendars_still_decode_and_keep_their_hand_wri
     recorded = recorded_policies()
     assert len(recorded) >= 5
     for name, data in recorded:
+        if "country" in data["business_hours"]:
+            continue  # recorded since calendars came in
         hours = SlaPolicy.model_validate(data).business_hours
         listed = [date.fromisoformat(d) for d in data["business_hours"].get("holidays", [])]
         assert hours.closures == listed, name

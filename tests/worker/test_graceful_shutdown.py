@@ -10,10 +10,12 @@ import threading
 import uuid
 from pathlib import Path
 
+import pytest
 from aiosmtpd.controller import Controller
 
 from tests.support.factories import AGENT, report
 from tests.support.identity import IDENTITY_FILE, Amends
+from tests.support.servers import WEBHOOK_SECRET
 from worker.mailsink import MailSink
 from worker.processes import free_port
 from workflows.inputs import ApologyInput
@@ -43,7 +45,7 @@ async def test_sigterm_during_a_send_lets_it_finish_before_the_worker_exits(dev_
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))}
     env.update(
         TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, AMENDS_TASK_QUEUE=queue,
-        AMENDS_IDENTITY=str(IDENTITY_FILE), AMENDS_CARE_EMAIL="care@example.com",
+        AMENDS_IDENTITY=str(IDENTITY_FILE), AMENDS_CARE_EMAIL="care@example.com", AMENDS_WEBHOOK_SECRET=WEBHOOK_SECRET,
         AMENDS_SMTP_HOST="127.0.0.1", AMENDS_SMTP_PORT=str(port), AMENDS_GRACEFUL_SHUTDOWN="20",
         AMENDS_STRIPE_API_KEY=settings.stripe_api_key, AMENDS_STRIPE_API_BASE=settings.stripe_api_base,
     )
@@ -87,11 +89,18 @@ async def outcome_of(handle, activity: str) -> list[str]:
     return outcomes
 
 
-async def test_a_worker_without_a_care_contact_refuses_to_start_and_names_the_setting(dev_env):
+@pytest.mark.parametrize(("missing", "reason"), [
+    ("AMENDS_CARE_EMAIL", "AMENDS_CARE_EMAIL is not set"),
+    ("AMENDS_WEBHOOK_SECRET", "AMENDS_WEBHOOK_SECRET is not set"),
+    ("AMENDS_IDENTITY", "AMENDS_IDENTITY is not set"),
+])
+async def test_a_worker_without_a_required_setting_refuses_to_start_and_names_it(dev_env, missing, reason):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))}
     env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
-               AMENDS_IDENTITY=str(IDENTITY_FILE))
+               AMENDS_IDENTITY=str(IDENTITY_FILE), AMENDS_CARE_EMAIL="care@example.com",
+               AMENDS_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    del env[missing]
     worker = await asyncio.create_subprocess_exec(str(AMENDS), "worker", env=env, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(worker.communicate(), 60)
     assert worker.returncode != 0
-    assert "AMENDS_CARE_EMAIL is not set" in err.decode()
+    assert reason in err.decode()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from tests.support.factories import report
 from tests.support.history import history_kinds
 from tests.support.identity import Amends
+from tests.support.servers import skip_a_year
 from tests.support.steps import WALK, take
 from workflows.client import IncidentClosed, workflow_id
 from workflows.stages import Stage
@@ -44,7 +43,7 @@ async def test_a_finished_incident_is_never_started_again(clock_env, settings):
     await amends.open_incident(rep)
     for step in WALK:
         await take(amends, rep.incident_key, step)
-    await clock_env.sleep(timedelta(days=366))
+    await skip_a_year(clock_env)
     handle = amends.handle(rep.incident_key)
     final = await handle.result()
     assert final.stage == Stage.ANNIVERSARY
