@@ -1,9 +1,13 @@
 """Notices by email: rendered from templates, sent over SMTP with aiosmtplib.
 
 Customer-facing notices speak for the company ("we") and never carry the
-name of a member of staff: every name the workflow lists in ``redact`` is
-removed from the context before rendering, and the rendered text is checked
-again before it leaves.
+name of a member of staff: every form of every name the workflow lists in
+``redact`` (``workflows.names``) is replaced by "our team" in the text that
+came from inputs (the notice's ``context``: what happened, impact, remedy
+descriptions, preventive actions …), never in the template's own words.
+The rendered notice is checked once more, over the same input text only
+(each value is marked while it is rendered), and one that still names staff
+fails at once (``TemplateError``, not retried) so that a human takes over.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.webhooks import WebhookSettings, post
 from workflows.inputs import Contact
-from workflows.names import name_pattern
+from workflows.names import NameMatcher, name_pattern, opens_sentence
 from workflows.payloads import Notice, WebhookReceipt, WebhookRequest
 
 TEMPLATES = Environment(
@@ -47,16 +51,67 @@ class MailSettings(BaseModel):
     care: Contact = Contact(name="Customer care", email="care@example.com")
 
 
-def redact(value: Any, pattern: re.Pattern[str] | None) -> Any:
+# Context values that are not prose: the customer's own name (a staff member
+# may share a given name with the customer: "Dear our team" helps nobody) and
+# identifiers the customer quotes back to us.
+VERBATIM = frozenset({"customer_name", "order_id", "gift_code"})
+# Private-use characters that mark where each input value stands in the
+# rendered text, so that the final check reads only what came from inputs.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_MARKED = re.compile(f"{_OPEN}([^{_OPEN}{_CLOSE}]*){_CLOSE}")
+_REPEATED = re.compile(rf"\b({STAND_IN})(?:(?:\s+|\s*,\s*|\s+and\s+){STAND_IN}\b)+", re.IGNORECASE)
+
+
+def redact(value: Any, pattern: NameMatcher | None) -> Any:
+    """``value`` (a string, or lists and dicts of them) with every staff name replaced by "our team".
+
+    A stand-in that opens a sentence is capitalised, and names next to each
+    other ("Kevin and Rita", "Strauss, Lomax") become one "our team".
+    """
     if pattern is None:
         return value
     if isinstance(value, str):
-        return pattern.sub(STAND_IN, value)
+        return _redacted(value, pattern)
     if isinstance(value, list):
         return [redact(v, pattern) for v in value]
     if isinstance(value, dict):
         return {k: redact(v, pattern) for k, v in value.items()}
     return value
+
+
+def _redacted(text: str, matcher: NameMatcher) -> str:
+    if not matcher.search(text):
+        return text
+    text = matcher.sub(STAND_IN, text)
+    text = _REPEATED.sub(lambda m: m.group(1), text)
+    out, last = [], 0
+    for m in re.finditer(re.escape(STAND_IN), text):
+        if opens_sentence(text, m.start()):
+            out += [text[last:m.start()], STAND_IN[:1].upper() + STAND_IN[1:]]
+            last = m.end()
+    return "".join(out) + text[last:]
+
+
+def _mark(value: Any) -> Any:
+    # Templates read input values as text and test them only for being empty
+    # ("{% if gift %}"): an empty value stays empty, so it stays false.
+    if isinstance(value, str):
+        return f"{_OPEN}{value}{_CLOSE}" if value else value
+    if isinstance(value, list):
+        return [_mark(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mark(v) for k, v in value.items()}
+    return value
+
+
+def _from_inputs(text: str) -> list[str]:
+    """The pieces of a rendered text that came from the context; all of it if a template broke the marks."""
+    pieces = _MARKED.findall(text)
+    rest = _MARKED.sub("", text)
+    if _OPEN in rest or _CLOSE in rest:
+        # A filter split or reordered a value: read the whole text rather than miss a name.
+        return [text.replace(_OPEN, " ").replace(_CLOSE, " ")]
+    return pieces
 
 
 def render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
@@ -71,22 +126,27 @@ def render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
 def _render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
     """Subject and body of a notice; the template's first line is ``Subject: …``."""
     context = dict(notice.context)
-    pattern = None
+    matcher = None
     if notice.audience == "customer":
-        # The full names and each part of two letters or more.
-        pattern = name_pattern(notice.redact, min_part=2)
-        context = redact(context, pattern)
+        # The full names, their other forms, and each part of two letters or more.
+        matcher = name_pattern(notice.redact, min_part=2)
+        if matcher is not None:
+            context = {k: v if k in VERBATIM else _mark(redact(v, matcher)) for k, v in context.items()}
     text = TEMPLATES.get_template(f"{notice.kind}.txt").render(
         company=settings.company, executive=settings.executive, **context
     )
+    if matcher is not None:
+        leak = next((m for piece in _from_inputs(text) if (m := matcher.search(piece))), None)
+        text = text.replace(_OPEN, "").replace(_CLOSE, "")
+        if leak is not None:
+            # Redaction missed a name (or a template rebuilt one): never send it; a human takes over.
+            raise ApplicationError(
+                f"{notice.kind} notice would name a member of staff ('{leak.name}' in the text from its inputs)",
+                type="TemplateError", non_retryable=True)
     first, _, body = text.partition("\n")
     if not first.startswith("Subject: "):
         raise ValueError(f"template {notice.kind}.txt must start with 'Subject: '")
     subject = first.removeprefix("Subject: ").strip()
-    if pattern is not None and pattern.search(subject + body):
-        # A template itself named someone: never send it.
-        raise ApplicationError(f"{notice.kind} notice would name a member of staff", type="TemplateError",
-                               non_retryable=True)
     return subject, body.lstrip("\n")
 
 

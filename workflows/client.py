@@ -90,7 +90,15 @@ class AmendsClient:
         silently starting a new run (the default policy would allow that),
         while an open whose input was refused (its run failed at once, having
         done nothing) can be sent again, corrected, under the same key.
+
+        A report whose customer-facing text names someone in
+        ``staff_involved`` is refused here, before anything is sent
+        (``InvalidInput``, naming the field); the workflow itself cannot
+        refuse it without failing the replay of incidents opened before.
         """
+        refusal = report.staff_named_to_customer()
+        if refusal:
+            raise InvalidInput(refusal)
         try:
             handle = await self.client.start_workflow(
                 IncidentRecovery.run,

@@ -12,10 +12,11 @@ from datetime import date
 from enum import StrEnum
 
 import email_validator  # noqa: F401  (loaded now, not lazily inside the workflow sandbox)
-from pydantic import EmailStr, Field, StrictBool, field_validator, model_validator
+from pydantic import EmailStr, Field, StrictBool, ValidationInfo, field_validator, model_validator
 
 from workflows.basics import Contract, Count, IncidentKey, Line, Note, ShortLine, Text, UtcDatetime
 from workflows.money import MAX_MINOR_UNITS, Money
+from workflows.names import name_pattern
 from workflows.remedies import RemedyItem
 
 
@@ -85,6 +86,13 @@ class ApprovalLimits(Contract):
         return {Role.AGENT: self.agent, Role.MANAGER: self.manager, Role.DIRECTOR: self.director}.get(role, 0)
 
 
+# The fields of an open that the customer reads.
+CUSTOMER_FACING = ("what_happened", "impact")
+# Validation context that marks a new open (``IncidentReport.model_validate(data, context={OPENING: True})``):
+# only then is a report that names staff to the customer refused.
+OPENING = "opening"
+
+
 class IncidentReport(Contract):
     """What a backend sends to open an incident."""
 
@@ -125,6 +133,38 @@ class IncidentReport(Contract):
         if gift is not None and gift.currency != currency:
             raise ValueError(f"anniversary_gift.currency: must be the order's currency {currency}, not {gift.currency}")
         return self
+
+    @model_validator(mode="after")
+    def _names_no_staff_when_opened(self, info: ValidationInfo) -> IncidentReport:
+        # Only for a new open (validation context OPENING): a report recorded
+        # before this rule, read back from a history or a snapshot, still decodes.
+        if isinstance(info.context, dict) and info.context.get(OPENING):
+            refusal = self.staff_named_to_customer()
+            if refusal:
+                raise ValueError(refusal)
+        return self
+
+    def staff_named_to_customer(self) -> str | None:
+        """Why this report may not open an incident: a customer-facing field names staff (``None``: it may).
+
+        ``what_happened`` and ``impact`` are shown to the customer, who never
+        learns who was at fault; the people belong in ``staff_involved``. The
+        same matcher as the notices' redaction (``workflows.names``: every
+        form of a name, any case, accents and apostrophes; a name that is also
+        an ordinary word only where it stands as a name).
+        """
+        pattern = name_pattern(self.staff_involved, min_part=2)
+        if pattern is None:
+            return None
+        for field in CUSTOMER_FACING:
+            found = pattern.search(getattr(self, field))
+            if found is not None:
+                return (
+                    f"{field}: shown to the customer, who is never told who was at fault ('{found.text}' names "
+                    f"'{found.name}' of staff_involved); say what happened as the company (\"we\") and keep the "
+                    f"people in staff_involved"
+                )
+        return None
 
 
 

@@ -164,15 +164,20 @@ def _blameless(r: Recovery, pm: PostmortemInput, now: datetime) -> None:
                 f"preventive_actions[{n}].due: {action.due.isoformat()} is in the past; "
                 f"give a due date from {today.isoformat()} on"
             )
-    # Blameless: the post-mortem describes the system, not a person.
-    texts = [pm.what_happened, pm.root_cause, *(f.condition for f in pm.contributing_factors)]
-    for name in r.s.report.staff_involved:
-        pattern = name_pattern([name], min_part=3)
-        if pattern and any(pattern.search(t) for t in texts):
-            raise Refused(
-                f"root_cause: a blameless post-mortem names no one ('{name}' appears); describe the "
-                f"condition of the system that let it happen"
-            )
+    # Blameless: the post-mortem describes the system, not a person. Every form
+    # of a name counts ("Lomax, Kevin", "STRAUSS", "O’Brien"); a name that is
+    # also an ordinary word only where it stands as a name (workflows.names).
+    # The preventive actions are read too: the anniversary note tells the
+    # customer what was done.
+    texts = [pm.what_happened, pm.root_cause, *(f.condition for f in pm.contributing_factors),
+             *(a.action for a in pm.preventive_actions)]
+    pattern = name_pattern(r.s.report.staff_involved, min_part=3)
+    found = next((m for t in texts if pattern and (m := pattern.search(t))), None)
+    if found is not None:
+        raise Refused(
+            f"root_cause: a blameless post-mortem names no one ('{found.name}' appears); describe the "
+            f"condition of the system that let it happen"
+        )
 
 
 def _open_action(r: Recovery, done: CompleteActionInput, now: datetime) -> None:

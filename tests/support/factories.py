@@ -13,9 +13,15 @@ DIRECTOR = Actor(name="Dana Okafor", role=Role.DIRECTOR)
 CUSTOMER = Actor(name="customer via shop backend", role=Role.CUSTOMER)
 # Staff connected with the failure: their names must never reach the customer.
 STAFF_AT_FAULT = ["Kevin Lomax", "Rita Moreno"]
-EVERY_STAFF_NAME = STAFF_AT_FAULT + [AGENT.name, MANAGER.name, DIRECTOR.name, "Olga Brandt"]
+# Real-world names: a sharp s, "Family, Given", a typographic apostrophe, an accent.
+STAFF_WORLDWIDE = ["Jonas Strauß", "Lomax, Kevin", "Siobhán O'Brien", "Zoë Adams"]
+# Staff whose given names are everyday words: matched only where they stand as names.
+STAFF_ORDINARY = ["May Chen", "Will Turner"]
+EVERY_STAFF_NAME = STAFF_AT_FAULT + STAFF_WORLDWIDE + STAFF_ORDINARY + [
+    AGENT.name, MANAGER.name, DIRECTOR.name, "Olga Brandt"]
 
-REDO = {"kind": "redo", "description": "we pitch the tent for you on site"}
+# A remedy's description is free text from an agent: the notices redact a staff name in it.
+REDO = {"kind": "redo", "description": "Rita Moreno pitches the tent for you on site"}
 
 
 def refund(cents: int, currency: str = "USD") -> dict:
@@ -53,7 +59,7 @@ def report(
         },
         "category": "late_delivery",
         "severity": severity,
-        "what_happened": "Your tent arrived nine days late because Kevin Lomax mislabelled the parcel.",
+        "what_happened": "Your tent arrived nine days late because the parcel was mislabelled.",
         "impact": "You left for your trip without it and had to buy another one.",
         "detected_at": datetime.now(UTC),
         "owner": {"name": "Olga Brandt", "email": f"owner.{key}@example.com"},

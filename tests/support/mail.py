@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import html
 
 from tests.support.factories import EVERY_STAFF_NAME
+from workflows.names import NameMatcher
 
 CUSTOMER_NOTICES = {"apology", "proposal", "confirmation", "closing", "anniversary"}
 
@@ -32,7 +34,8 @@ async def mail_to(sink, address: str, kind: str | None = None, count: int = 1, t
 def customer_mail(messages) -> list[tuple[str, str]]:
     """(where, text) of every customer notice among the sink's emails."""
     return [
-        (f"email {message['X-Amends-Notice']} to {message['To']}", message.as_string())
+        (f"email {message['X-Amends-Notice']} to {message['To']}",
+         "\n\n".join([str(message["Subject"]), text_of(message), html.unescape(html_of(message))]))
         for message in messages
         if message["X-Amends-Notice"] in CUSTOMER_NOTICES
     ]
@@ -40,12 +43,20 @@ def customer_mail(messages) -> list[tuple[str, str]]:
 
 def customer_webhooks(hooks) -> list[tuple[str, str]]:
     """(where, text) of every customer notice among the webhook sink's ``/notices`` deliveries."""
-    return [(f"webhook {hook.body['event']}", hook.raw.decode()) for hook in hooks
-            if hook.body["data"]["audience"] == "customer"]
+    return [(f"webhook {hook.body['event']}",
+             "\n\n".join([hook.body["data"]["subject"], hook.body["data"]["text"],
+                          html.unescape(hook.body["data"]["html"])]))
+            for hook in hooks if hook.body["data"]["audience"] == "customer"]
 
 
 def assert_no_staff_name(texts: list[tuple[str, str]]) -> None:
-    """No customer notice names any member of staff given in any test's input."""
-    parts = {part for name in EVERY_STAFF_NAME for part in name.split()}
-    leaks = [(where, part) for where, text in texts for part in parts if part in text]
+    """No customer notice names any member of staff given in any test's input.
+
+    The notices' own matcher (``workflows.names``), over every part of the
+    notice (subject, text, the HTML unescaped), words of the templates included:
+    every form of each name (any case, accents, apostrophes, "Family, Given");
+    a name that is also an everyday word only where it stands as a name.
+    """
+    matcher = NameMatcher(EVERY_STAFF_NAME, min_part=2)
+    leaks = [(where, m.text) for where, text in texts for m in matcher.finditer(text)]
     assert not leaks, f"staff names reached customers: {leaks[:5]}"

@@ -247,7 +247,9 @@ def entry(step: str, stage: str, minutes: float) -> dict:
 
 def snapshot(category: str = "late_delivery", stage: str = "detected", timeline: list[dict] = (),
              postmortem: dict | None = None, **fields) -> Snapshot:
-    rep = report(None, category=category, detected_at=T0, staff_involved=["Kevin Lomax"])
+    # Recorded before opens were refused for naming staff: the export still redacts it.
+    rep = report(None, category=category, detected_at=T0, staff_involved=["Kevin Lomax"],
+                 what_happened="Your tent arrived nine days late because Kevin Lomax mislabelled the parcel.")
     return Snapshot.model_validate(dict(
         workflow_id=f"incident-{rep.incident_key}", report=rep, stage=stage, allowed_steps=[],
         timeline=[entry("detected", "detected", 0), *timeline], needs=[], remedies=[], money_moved=[],
