@@ -50,8 +50,26 @@ def localstripe_main(store_path: str, argv: list[str]) -> None:
     resources.Store.try_load_from_disk = load
     resources.Store.dump_to_disk = dump
     teach(resources, server)
-    sys.argv = ["localstripe", *argv]
-    server.start()
+    serve_on_loopback(server, argv)
+
+
+def serve_on_loopback(server: Any, argv: list[str]) -> None:
+    """localstripe's own start-up, bound to 127.0.0.1 (its ``start`` listens on every interface)."""
+    import argparse
+    import socket
+
+    from aiohttp import web
+
+    parser = argparse.ArgumentParser(prog="localstripe")
+    parser.add_argument("--port", type=int, default=8420)
+    parser.add_argument("--from-scratch", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.from_scratch:
+        server.store.try_load_from_disk()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    web.run_app(server.app, sock=sock, access_log=None, print=None)
 
 
 def teach(resources: Any, server: Any) -> None:

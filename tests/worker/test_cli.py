@@ -12,6 +12,7 @@ the session's event loop, which must stay free while a command waits for it.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import signal
@@ -383,6 +384,8 @@ async def test_amends_dev_runs_everything_and_stops_on_ctrl_c(tmp_path):
         banner = dev.log.read_text()
         assert f"export AMENDS_ISSUER_URL={issuer}" in banner
         assert f"export AMENDS_TOKEN=$(amends token --data {tmp_path / 'data'} --name" in banner
+        # Every service it started listens on loopback only (localstripe's own start-up binds every interface).
+        assert {name: listening_on(port) for name, port in ports.items()} == {name: {"127.0.0.1"} for name in ports}
     finally:
         code = await dev.interrupt()
     assert code == 0, dev.log.read_text()
@@ -421,3 +424,26 @@ async def test_amends_dev_runs_everything_and_stops_on_ctrl_c(tmp_path):
         code = await dev.interrupt()
     assert code == 0, dev.log.read_text()
     assert [pid for pid in restarted_children if alive(pid)] == []
+
+
+def listening_on(port: int) -> set[str]:
+    """The local addresses with a socket listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    found: set[str] = set()
+    for table, size in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(address)
+            if size == 8:
+                found.add(".".join(str(b) for b in raw[::-1]))
+            else:
+                words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
+                ipv6 = b"".join(words)
+                found.add(str(ipaddress.IPv6Address(ipv6)))
+    return found
