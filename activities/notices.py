@@ -8,6 +8,11 @@ descriptions, preventive actions …), never in the template's own words.
 The rendered notice is checked once more, over the same input text only
 (each value is marked while it is rendered), and one that still names staff
 fails at once (``TemplateError``, not retried) so that a human takes over.
+
+Customer notices are written in the customer's language (``activities.language``):
+``templates/<language>/<kind>.txt``, with amounts and dates formatted there
+from the raw values the workflow passes. Internal notices are in English,
+``templates/<kind>.txt``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.language import BASE, Language, resolve
 from activities.webhooks import WebhookSettings, post
 from workflows.inputs import Contact
 from workflows.names import NameMatcher, name_pattern, opens_sentence
@@ -49,6 +55,8 @@ class MailSettings(BaseModel):
     company: str = "Amends Demo Co."
     executive: str = "The founders"
     care: Contact = Contact(name="Customer care", email="care@example.com")
+    # The customers' language when a report gives none, or one without templates (AMENDS_DEFAULT_LOCALE).
+    default_locale: str = BASE
 
 
 # Context values that are not prose: the customer's own name (a staff member
@@ -58,36 +66,43 @@ VERBATIM = frozenset({"customer_name", "order_id", "gift_code"})
 # Private-use characters that mark where each input value stands in the
 # rendered text, so that the final check reads only what came from inputs.
 _OPEN, _CLOSE = "\ue000", "\ue001"
+# What stands before text that goes on in mid-sentence while it is redacted: no name, no sentence end.
+_MID_SENTENCE = ": "
 _MARKED = re.compile(f"{_OPEN}([^{_OPEN}{_CLOSE}]*){_CLOSE}")
-_REPEATED = re.compile(rf"\b({STAND_IN})(?:(?:\s+|\s*,\s*|\s+and\s+){STAND_IN}\b)+", re.IGNORECASE)
 
 
-def redact(value: Any, pattern: NameMatcher | None) -> Any:
+def _repeated(stand_in: str) -> re.Pattern[str]:
+    s = re.escape(stand_in)
+    return re.compile(rf"\b({s})(?:(?:\s+|\s*,\s*|\s+(?:and|und)\s+){s}\b)+", re.IGNORECASE)
+
+
+def redact(value: Any, pattern: NameMatcher | None, stand_in: str = STAND_IN) -> Any:
     """``value`` (a string, or lists and dicts of them) with every staff name replaced by "our team".
 
     A stand-in that opens a sentence is capitalised, and names next to each
     other ("Kevin and Rita", "Strauss, Lomax") become one "our team".
+    ``stand_in``: the words in the notice's language ("unser Team").
     """
     if pattern is None:
         return value
     if isinstance(value, str):
-        return _redacted(value, pattern)
+        return _redacted(value, pattern, stand_in)
     if isinstance(value, list):
-        return [redact(v, pattern) for v in value]
+        return [redact(v, pattern, stand_in) for v in value]
     if isinstance(value, dict):
-        return {k: redact(v, pattern) for k, v in value.items()}
+        return {k: redact(v, pattern, stand_in) for k, v in value.items()}
     return value
 
 
-def _redacted(text: str, matcher: NameMatcher) -> str:
+def _redacted(text: str, matcher: NameMatcher, stand_in: str = STAND_IN) -> str:
     if not matcher.search(text):
         return text
-    text = matcher.sub(STAND_IN, text)
-    text = _REPEATED.sub(lambda m: m.group(1), text)
+    text = matcher.sub(stand_in, text)
+    text = _repeated(stand_in).sub(lambda m: m.group(1), text)
     out, last = [], 0
-    for m in re.finditer(re.escape(STAND_IN), text):
+    for m in re.finditer(re.escape(stand_in), text):
         if opens_sentence(text, m.start()):
-            out += [text[last:m.start()], STAND_IN[:1].upper() + STAND_IN[1:]]
+            out += [text[last:m.start()], stand_in[:1].upper() + stand_in[1:]]
             last = m.end()
     return "".join(out) + text[last:]
 
@@ -114,6 +129,13 @@ def _from_inputs(text: str) -> list[str]:
     return pieces
 
 
+def language(notice: Notice, settings: MailSettings) -> Language:
+    """The language a notice is written in: the customer's for customer notices, English for staff."""
+    if notice.audience != "customer":
+        return resolve(BASE)
+    return resolve(notice.context.get("locale"), settings.default_locale)
+
+
 def render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
     """Subject and body of a notice; a template that cannot render is a permanent failure, never retried."""
     try:
@@ -126,13 +148,33 @@ def render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
 def _render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
     """Subject and body of a notice; the template's first line is ``Subject: …``."""
     context = dict(notice.context)
+    context.pop("locale", None)
     matcher = None
+    template = f"{notice.kind}.txt"
     if notice.audience == "customer":
         # The full names, their other forms, and each part of two letters or more.
         matcher = name_pattern(notice.redact, min_part=2)
-        if matcher is not None:
-            context = {k: v if k in VERBATIM else _mark(redact(v, matcher)) for k, v in context.items()}
-    text = TEMPLATES.get_template(f"{notice.kind}.txt").render(
+
+        lang = language(notice, settings)
+        stand_in = lang.stand_in(TEMPLATES)
+
+        def prose(value: Any) -> Any:
+            return value if matcher is None else _mark(redact(value, matcher, stand_in=stand_in))
+
+        def inline(value: str) -> str:
+            # Text that goes on in mid-sentence ("we redo the work: Zoë pitches …") is read as it
+            # stands there: a name at its start is not a sentence's first word, nor capitalised.
+            if matcher is None or not value:
+                return value
+            redacted: str = redact(_MID_SENTENCE + value, matcher, stand_in=stand_in)
+            assert redacted.startswith(_MID_SENTENCE)
+            return str(_mark(redacted.removeprefix(_MID_SENTENCE)))
+
+        # Dates, amounts and remedy items in the customer's words; the text from inputs in them is prose.
+        written = lang.values(context, TEMPLATES, prose, inline)
+        context = {k: written[k] if k in written else v if k in VERBATIM else prose(v) for k, v in context.items()}
+        template = f"{lang.code}/{notice.kind}.txt"
+    text = TEMPLATES.get_template(template).render(
         company=settings.company, executive=settings.executive, **context
     )
     if matcher is not None:
@@ -150,7 +192,7 @@ def _render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
     return subject, body.lstrip("\n")
 
 
-def html_version(subject: str, body: str) -> str:
+def html_version(subject: str, body: str, lang: str = BASE) -> str:
     """The HTML part: the same words, every one of them escaped by the template."""
     paragraphs = []
     for block in body.strip().split("\n\n"):
@@ -159,7 +201,7 @@ def html_version(subject: str, body: str) -> str:
             paragraphs.append({"bullets": [line[2:] for line in lines], "lines": []})
         else:
             paragraphs.append({"bullets": [], "lines": lines})
-    return TEMPLATES.get_template("email.html").render(subject=subject, paragraphs=paragraphs)
+    return TEMPLATES.get_template("email.html").render(subject=subject, paragraphs=paragraphs, lang=lang)
 
 
 class NoticeActivities:
@@ -184,7 +226,7 @@ class NoticeActivities:
                     "to": to.model_dump(mode="json"),
                     "subject": subject,
                     "text": body,
-                    "html": html_version(subject, body),
+                    "html": html_version(subject, body, language(notice, self.settings).code),
                 },
                 required=False,
             ),
@@ -209,7 +251,9 @@ async def send_email(s: MailSettings, notice: Notice) -> str:
     message["X-Amends-Notice"] = notice.kind
     message["Date"] = format_datetime(activity.info().current_attempt_scheduled_time)
     message.set_content(body)
-    message.add_alternative(html_version(subject, body), subtype="html")
+    message.add_alternative(html_version(subject, body, language(notice, s).code), subtype="html")
+    # After the parts: setting content clears the Content-* headers.
+    message["Content-Language"] = language(notice, s).code
     try:
         await aiosmtplib.send(
             message,

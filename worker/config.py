@@ -22,6 +22,7 @@ from temporalio.runtime import Runtime
 
 from activities.clock import policy_as_of
 from activities.identity import IdentityConfig
+from activities.language import LANGUAGES, supported
 from activities.notices import MailSettings
 from activities.webhooks import DEV_WEBHOOK_SECRET, TARGETS, WebhookSettings, check_secret
 from workflows.client import DEFAULT_TASK_QUEUE
@@ -87,6 +88,7 @@ class Settings(BaseModel):
                 name=e.get("AMENDS_CARE_NAME", "Customer care"),
                 email=e.get("AMENDS_CARE_EMAIL", "care@example.com"),
             ),
+            default_locale=_default_locale(e.get("AMENDS_DEFAULT_LOCALE") or "en"),
         )
         # A real key talks to real Stripe unless a base is given; the
         # default key talks to localstripe.
@@ -116,6 +118,14 @@ class Settings(BaseModel):
             webhook_secrets_configured=bool(e.get("AMENDS_WEBHOOK_SECRET")) or len(own) == len(TARGETS),
             graceful_shutdown=timedelta(seconds=_seconds(e, "AMENDS_GRACEFUL_SHUTDOWN", 30)),
         )
+
+
+def _default_locale(tag: str) -> str:
+    """The customers' default language: one amends has notices in, or the worker does not start."""
+    if supported(tag) is None:
+        raise ValueError(f"AMENDS_DEFAULT_LOCALE: {tag!r} is not a BCP 47 tag of a language amends writes notices "
+                         f"in ({', '.join(sorted(LANGUAGES))}), e.g. en or de-DE")
+    return tag
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

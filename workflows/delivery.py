@@ -37,7 +37,6 @@ from workflows.options import (
     SYSTEM,
     WEBHOOK_OPTIONS,
     call,
-    customer_line,
     failure_reason,
     start,
 )
@@ -315,17 +314,21 @@ class Delivery:
         pb, s, r = self.pb, self.pb.s, self.pb.r
         remedy = r.agreed if kind == "closing" else (r.proposal or r.agreed)
         agreed = r.agreed
+        # Dates, amounts and remedy items go raw (ISO date, minor units, the item's JSON): the
+        # notices activity writes them in the customer's language (``locale``) when it renders.
+        gift = s.report.anniversary_gift
         context = {
+            "locale": s.report.locale,
             "customer_name": s.report.customer.name,
             "order_id": s.report.order.order_id,
             "what_happened": s.report.what_happened,
             "impact": s.report.impact,
             "detected_on": s.report.detected_at.date().isoformat(),
-            "remedy": [customer_line(i) for i in remedy.items] if remedy else [],
-            "refunded": money(r.refunded_total, r.currency) if r.refunded_total else "",
+            "remedy": [notice_item(i) for i in remedy.items] if remedy else [],
+            "refunded": {"amount": r.refunded_total, "currency": r.currency} if r.refunded_total else "",
             "preventive_actions": [x.action for x in s.actions if x.status == "done"],
             "remedy_summary": [i.item.describe() for i in agreed.items] if agreed else [],
-            "gift": str(s.report.anniversary_gift) if s.anniversary_gift_code else "",
+            "gift": gift.model_dump(mode="json") if gift is not None and s.anniversary_gift_code else "",
             "gift_code": s.anniversary_gift_code or "",
         }
         notice = Notice(
@@ -398,6 +401,12 @@ class Delivery:
         except ActivityError as err:
             pb.record("notice_failed", SYSTEM, "email", f"internal {kind} notice not sent: {failure_reason(err)}")
             pb.publish()
+
+
+def notice_item(state: RemedyItemState) -> dict[str, Any]:
+    """A remedy item as a customer notice lists it: the item itself, and a coupon's code once it exists."""
+    code = state.reference if state.item.delivery == "coupon" and state.status == "delivered" else None
+    return {"item": state.item.model_dump(mode="json"), "code": code or ""}
 
 
 def confirmed_meanwhile(item: RemedyItemState) -> bool:

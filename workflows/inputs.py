@@ -119,6 +119,13 @@ class IncidentReport(Contract):
     anniversary_gift: Money | None = Field(
         default=None, description="A small gift with the anniversary note (a coupon); never for a red-flagged account.",
     )
+    locale: str | None = Field(
+        default=None, max_length=35, pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$",
+        description="The customer's language as a BCP 47 tag, e.g. de-DE: notices are written in it, amounts and "
+                    "dates formatted for it. Omitted, or a language amends has no notices in (fr), the worker's "
+                    "default (AMENDS_DEFAULT_LOCALE) is used.",
+        examples=["de-DE", "en-GB"],
+    )
 
     @field_validator("approval_limits")
     @classmethod

@@ -80,10 +80,12 @@ async def test_a_refund_whose_answer_is_lost_is_unknown_blocks_renegotiation_and
             await keep_history(amends.handle(key), "refund_outcome_unknown")
 
 
+# Customer notices write amounts in the customer's language (English here, by CLDR), with the
+# currency's own decimals as amends counts them.
 @pytest.mark.parametrize(("currency", "paid", "refund", "shown"), [
-    ("JPY", 8_000, 3_000, "3000 JPY"),        # zero-decimal: yen
-    ("KWD", 12_345, 2_500, "2.500 KWD"),      # three-decimal: fils
-    ("ISK", 500_000, 150_000, "1500.00 ISK"),  # Stripe counts ISK in hundredths
+    ("JPY", 8_000, 3_000, "¥3,000"),                # zero-decimal: yen
+    ("KWD", 12_345, 2_500, "KWD\u00a02.500"),       # three-decimal: fils
+    ("ISK", 500_000, 150_000, "ISK\u00a01,500.00"),  # Stripe counts ISK in hundredths
 ])
 async def test_refunds_reach_stripe_in_its_minor_units_and_notices_show_them(
         ts_env, ts_worker, settings, stripe, mail_sink, currency, paid, refund, shown):

@@ -53,7 +53,7 @@ def test_a_notice_whose_inputs_still_name_staff_is_never_sent(monkeypatch):
     # catches it: a permanent failure, handed to a human at once.
     from activities import notices
 
-    monkeypatch.setattr(notices, "redact", lambda value, pattern: value)
+    monkeypatch.setattr(notices, "redact", lambda value, pattern, **_: value)
     with pytest.raises(ApplicationError, match="apology notice would name a member of staff") as err:
         render(notice("apology"), MailSettings(company="Acme Outdoor"))
     assert err.value.type == "TemplateError" and err.value.non_retryable
@@ -95,7 +95,7 @@ async def test_a_notice_that_cannot_be_sent_hands_the_incident_to_a_human(ts_env
     from workflows.inputs import IncidentReport
 
     monkeypatch.setattr(IncidentReport, "staff_named_to_customer", lambda self: None)
-    monkeypatch.setattr(notices, "redact", lambda value, pattern: value)
+    monkeypatch.setattr(notices, "redact", lambda value, pattern, **_: value)
     odd = settings.model_copy(update={"task_queue": f"amends-odd-{uuid.uuid4().hex[:6]}"})
     async with Worker(ts_env.client, task_queue=odd.task_queue, workflows=[IncidentRecovery],
                       activities=activities_for(odd), workflow_runner=WORKFLOW_RUNNER):
