@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
+from tests.support.codec import ENV as CODEC_ENV
 from tests.support.factories import AGENT, report
 from tests.support.identity import IDENTITY_FILE, Amends
 from worker.mailsink import MailSink
@@ -40,7 +41,7 @@ async def test_sigterm_during_a_send_lets_it_finish_before_the_worker_exits(dev_
     controller = Controller(relay, hostname="127.0.0.1", port=port)
     controller.start()
     queue = f"amends-shutdown-{uuid.uuid4().hex[:6]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))} | CODEC_ENV
     env.update(
         TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, AMENDS_TASK_QUEUE=queue,
         AMENDS_IDENTITY=str(IDENTITY_FILE), AMENDS_CARE_EMAIL="care@example.com",
@@ -88,7 +89,7 @@ async def outcome_of(handle, activity: str) -> list[str]:
 
 
 async def test_a_worker_without_a_care_contact_refuses_to_start_and_names_the_setting(dev_env):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))} | CODEC_ENV
     env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
                AMENDS_IDENTITY=str(IDENTITY_FILE))
     worker = await asyncio.create_subprocess_exec(str(AMENDS), "worker", env=env, stderr=asyncio.subprocess.PIPE)
