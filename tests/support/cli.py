@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.codec import ENV as CODEC_ENV
 from tests.support.identity import TEST_ISSUER
 from workflows.inputs import Actor, Role
 
@@ -46,7 +47,7 @@ async def amends(*args: str, env: dict[str, str], stdin: str | None = None) -> R
 
 def base_env(address: str, task_queue: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))}
-    env.update(TEMPORAL_ADDRESS=address, AMENDS_TASK_QUEUE=task_queue, USER="priya")
+    env.update(TEMPORAL_ADDRESS=address, AMENDS_TASK_QUEUE=task_queue, USER="priya", **CODEC_ENV)
     return env
 
 

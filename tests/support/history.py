@@ -10,6 +10,8 @@ from pathlib import Path
 
 from temporalio.converter import decode_search_attributes
 
+from tests.support.codec import opened_history, opened_json
+
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 
 
@@ -69,10 +71,13 @@ async def keep_history(handle, name: str) -> None:
     changes: every history kept here must still replay (tests/workflows/test_replay.py).
     A stored history is never overwritten: after a change of the workflow's
     commands, record under a new name and keep the old file beside it.
+    It is stored opened (the suite's test keys seal it on the server): what
+    replay checks is the workflow's commands, and the codec passes through
+    payloads that are not sealed.
     """
     path = HISTORIES / f"{name}.json"
     if os.environ.get("AMENDS_RECORD_HISTORIES") == "1" and not path.exists():
-        history = await handle.fetch_history()
+        history = opened_history(await handle.fetch_history())
         path.write_text(without_signatures(history).to_json())
 
 
@@ -96,8 +101,9 @@ def without_signatures(history):
 
 
 def decoded_payloads(history_json: str) -> str:
-    """Every payload of a history (its JSON form), decoded: what anyone with history access can read."""
-    data = json.loads(history_json)
+    """Every payload of a history (its JSON form), opened and decoded: what anyone with history access and the
+    payload keys (through the codec server, say) can read."""
+    data = json.loads(opened_json(history_json))
     out: list[str] = []
 
     def walk(node):

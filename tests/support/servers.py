@@ -14,9 +14,9 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support.codec import data_converter
 from worker.main import build_worker
 from workflows import search
-from workflows.converter import data_converter
 
 BIN = Path(sys.executable).parent
 # Made afresh for every test session: no secret is committed.

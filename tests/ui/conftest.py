@@ -24,10 +24,10 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support.codec import CODEC_TOKEN, data_converter
 from worker.main import build_worker
 from worker.processes import free_port
 from workflows import search
-from workflows.converter import data_converter
 
 CHROMIUM = Path("/usr/bin/chromium")
 BIN = Path(sys.executable).parent
@@ -105,9 +105,11 @@ async def browser(chromium):
 
 
 @pytest_asyncio.fixture(scope="module")
-async def ui_env(settings):
-    """A dev server with its Web UI on a free port, amends' search attributes and an amends worker."""
+async def ui_env(settings, codec_server):
+    """A dev server with its Web UI on a free port, amends' search attributes and an amends worker; the UI
+    reads payloads through the session's codec server, as `amends dev` sets it up."""
     ui_port = free_port()
+    codec_server.origins.add(f"http://127.0.0.1:{ui_port}")
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
         data_converter=data_converter,
@@ -115,6 +117,7 @@ async def ui_env(settings):
         ui=True,
         ui_port=ui_port,
         dev_server_log_level="error",
+        dev_server_extra_args=["--ui-codec-endpoint", f"{codec_server.url}/{CODEC_TOKEN}"],
     )
     env.ui_url = f"http://127.0.0.1:{ui_port}"  # type: ignore[attr-defined]
     try:

@@ -315,7 +315,7 @@ class Dev:
                 "--port", str(self.ports["temporal"]), "--ui-port", str(self.ports["ui"]),
                 "--stripe-port", str(self.ports["stripe"]), "--smtp-port", str(self.ports["smtp"]),
                 "--webhook-port", str(self.ports["webhooks"]), "--metrics-port", str(self.ports["metrics"]),
-                "--issuer-port", str(self.ports["issuer"]),
+                "--issuer-port", str(self.ports["issuer"]), "--codec-port", str(self.ports["codec"]),
                 stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, env=self.env, cwd=REPO,
             )
         await self.ready()
@@ -347,7 +347,8 @@ class Dev:
 
 
 async def test_amends_dev_runs_everything_and_stops_on_ctrl_c(tmp_path):
-    ports = {name: free_port() for name in ("temporal", "ui", "stripe", "smtp", "webhooks", "metrics", "issuer")}
+    ports = {name: free_port() for name in ("temporal", "ui", "stripe", "smtp", "webhooks", "metrics", "issuer",
+                                            "codec")}
     address = f"127.0.0.1:{ports['temporal']}"
     env = base_env(address, "amends")
     dev = Dev(tmp_path / "data", ports, env, tmp_path / "dev.log")

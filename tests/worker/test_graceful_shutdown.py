@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.support.codec import ENV as CODEC_ENV
 from tests.support.factories import AGENT, report
 from tests.support.identity import IDENTITY_FILE, Amends
 from tests.support.servers import WEBHOOK_SECRET
@@ -42,7 +43,7 @@ async def test_sigterm_during_a_send_lets_it_finish_before_the_worker_exits(dev_
     controller = Controller(relay, hostname="127.0.0.1", port=port)
     controller.start()
     queue = f"amends-shutdown-{uuid.uuid4().hex[:6]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))} | CODEC_ENV
     env.update(
         TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, AMENDS_TASK_QUEUE=queue,
         AMENDS_IDENTITY=str(IDENTITY_FILE), AMENDS_CARE_EMAIL="care@example.com", AMENDS_WEBHOOK_SECRET=WEBHOOK_SECRET,
@@ -95,7 +96,7 @@ async def outcome_of(handle, activity: str) -> list[str]:
     ("AMENDS_IDENTITY", "AMENDS_IDENTITY is not set"),
 ])
 async def test_a_worker_without_a_required_setting_refuses_to_start_and_names_it(dev_env, missing, reason):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))} | CODEC_ENV
     env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
                AMENDS_IDENTITY=str(IDENTITY_FILE), AMENDS_CARE_EMAIL="care@example.com",
                AMENDS_WEBHOOK_SECRET=WEBHOOK_SECRET)

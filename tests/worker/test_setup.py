@@ -17,8 +17,8 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support.codec import data_converter
 from workflows import search
-from workflows.converter import data_converter
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

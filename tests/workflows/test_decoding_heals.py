@@ -12,12 +12,12 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.converter import PayloadCodec
 
+from tests.support.codec import CODEC, data_converter
 from tests.support.factories import report
 from tests.support.history import history_kinds
 from tests.support.identity import Amends
 from tests.support.steps import agreed_refund, wait_for
 from worker.main import activities_for, build_worker
-from workflows.converter import data_converter
 from workflows.payloads import RefundRequest
 from workflows.stages import Stage
 
@@ -30,13 +30,14 @@ async def refund_of_a_newer_worker(req: RefundRequest) -> dict[str, object]:
 
 
 class ReadsTheNewShape(PayloadCodec):
-    """The corrected worker's fix: it reads the newer activity's amounts."""
+    """The corrected worker's fix: it reads the newer activity's amounts (once the suite's codec opened them)."""
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return list(payloads)
+        return await CODEC.encode(payloads)
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [Payload(metadata=p.metadata, data=p.data.replace(NEW_SHAPE, b'"amount":3000')) for p in payloads]
+        opened = await CODEC.decode(payloads)
+        return [Payload(metadata=p.metadata, data=p.data.replace(NEW_SHAPE, b'"amount":3000')) for p in opened]
 
 
 async def test_an_unreadable_activity_result_fails_the_task_and_a_corrected_worker_carries_on(dev_env, settings):

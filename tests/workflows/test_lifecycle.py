@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from tests.support.cli import run
+from tests.support.codec import ENV as CODEC_ENV
 from tests.support.factories import AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, paid_intent, report
 from tests.support.history import history_kinds, history_length, keep_history, recorded_search_attributes
 from tests.support.identity import Amends
@@ -101,7 +102,7 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
     assert {"record_needs", "propose_remedy", "refund"} <= set(steps)
     # The export for the archive (`amends incident export`) is the first run's record plus the year after.
     ran = await run(str(Path(sys.executable).parent / "amends"), "incident", "export", key, env={
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))}, **CODEC_ENV,
         "TEMPORAL_ADDRESS": clock_env.client.service_client.config.target_host,
         "AMENDS_TASK_QUEUE": settings.task_queue,
     })

@@ -11,9 +11,9 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from tests.support.codec import data_converter
 from tests.support.history import HISTORIES
 from worker.main import WORKFLOW_RUNNER
-from workflows.converter import data_converter
 from workflows.incident import IncidentRecovery
 
 STORED = sorted(HISTORIES.glob("*.json"))

@@ -17,13 +17,13 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from tests.support.codec import data_converter
 from tests.support.factories import report
 from tests.support.identity import Amends
 from tests.support.steps import WALK, take
 from worker.main import build_worker
 from worker.processes import free_port, spawn, wait_for_port
 from workflows import search
-from workflows.converter import data_converter
 
 BIN = Path(sys.executable).parent
 # The notice each step of the walk owes the customer.

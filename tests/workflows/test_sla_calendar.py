@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from tests.support.codec import CODEC, data_converter
 from tests.support.factories import report
 from tests.support.identity import Amends
 from tests.support.servers import time_skipping
-from workflows.converter import data_converter
 from workflows.sla import SlaPolicy
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -26,9 +26,8 @@ async def recorded_policy(handle) -> SlaPolicy:
     for event in history.events:
         if event.HasField("marker_recorded_event_attributes"):
             details = event.marker_recorded_event_attributes.details
-            if "result" in details and b"load_sla_policy" in details["data"].payloads[0].data:
-                [policy] = data_converter.payload_converter.from_payloads(
-                    list(details["result"].payloads), [SlaPolicy])
+            if "result" in details and b"load_sla_policy" in CODEC.open(details["data"].payloads[0]).data:
+                [policy] = await data_converter.decode(list(details["result"].payloads), [SlaPolicy])
                 return policy
     raise AssertionError("no load_sla_policy marker in the history")
 

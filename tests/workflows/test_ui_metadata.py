@@ -7,11 +7,11 @@ import re
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
+from tests.support.codec import data_converter
 from tests.support.factories import AGENT, CUSTOMER, paid_intent, report
 from tests.support.identity import Amends
 from tests.support.steps import take, wait_for
 from workflows.client import summary
-from workflows.converter import data_converter
 from workflows.inputs import AcceptInput, RemedyProposal
 
 
@@ -24,7 +24,8 @@ async def summaries(handle, kind: str) -> list[str]:
     out = []
     async for event in handle.fetch_history_events():
         if event.WhichOneof("attributes") == f"{kind}_event_attributes" and event.HasField("user_metadata"):
-            out.append(data_converter.payload_converter.from_payload(event.user_metadata.summary, str))
+            [summary] = await data_converter.decode([event.user_metadata.summary], [str])
+            out.append(summary)
     return out
 
 

@@ -15,6 +15,7 @@ import traceback
 
 import click
 
+from worker.cli.codec import codec_key, codec_server
 from worker.cli.connection import CONTEXT
 from worker.cli.incident import incident_group
 from worker.cli.reports import incidents, postmortem_group, report
@@ -33,7 +34,8 @@ def cli() -> None:
     """
 
 
-for command in (dev, worker, setup, token, incident_group(), incidents, postmortem_group, report, diagram, schema):
+for command in (dev, worker, setup, token, incident_group(), incidents, postmortem_group, report, diagram, schema,
+                codec_server, codec_key):
     cli.add_command(command)
 
 

@@ -113,6 +113,10 @@ class Connection:
         return value
 
     def failure(self, err: Exception, key: str | None) -> Failure | None:
+        from workflows.codec import CodecError
+
+        if isinstance(err, CodecError):  # no key, or a payload sealed with a key this process lacks
+            return Failure(f"keys: {err}", EXIT_INVALID)
         if isinstance(err, (StepRefused, IncidentClosed)):
             return Failure(f"refused: {err}", EXIT_REFUSED)
         if isinstance(err, ValidationError):

@@ -91,18 +91,22 @@ class DevOutput:
               help="Port of the local credential issuer (AMENDS_ISSUER_URL).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=9464, show_default=True,
               help="Port of the worker's Prometheus metrics (http://127.0.0.1:PORT/metrics); 0: none.")
+@click.option("--codec-port", type=int, default=8427, show_default=True,
+              help="Port of the codec server that decrypts payloads for the Web UI and the temporal CLI.")
 def dev(data_dir: Path, port: int, ui_port: int, stripe_port: int, smtp_port: int, webhook_port: int,
-        issuer_port: int, metrics_port: int) -> None:
+        issuer_port: int, metrics_port: int, codec_port: int) -> None:
     """Run the embedded runtime until Ctrl-C: Temporal dev server and Web UI, localstripe, an SMTP sink,
     the webhook receiver, a local credential issuer and the worker. Incidents survive a restart (they
-    live in DATA/temporal.db); so do the issuer's keys (DATA/issuer), which `amends token` signs with."""
+    live in DATA/temporal.db); so do the issuer's keys (DATA/issuer), which `amends token` signs with, and
+    the payload key (DATA/codec-keys.toml), which seals every payload and which the CLI finds there."""
     from worker.devserver import DevPorts, run
 
     out = DevOutput()
     _logging(rich=out.console is not None)
     try:
         code = run(data_dir, DevPorts(temporal=port, ui=ui_port, stripe=stripe_port, smtp=smtp_port,
-                                      webhooks=webhook_port, issuer=issuer_port, metrics=metrics_port), out=out)
+                                      webhooks=webhook_port, issuer=issuer_port, metrics=metrics_port,
+                                      codec=codec_port), out=out)
     finally:
         out.close()
     raise SystemExit(code)
@@ -118,7 +122,8 @@ def worker(address: str | None, namespace: str | None, task_queue: str, timeout:
     from AMENDS_* variables. AMENDS_IDENTITY names the identity file (TOML) listing the issuers
     whose credentials incidents accept; the worker does not start without it. With
     AMENDS_METRICS_BIND=HOST:PORT the worker serves Prometheus metrics at
-    http://HOST:PORT/metrics (docs/metrics.md).
+    http://HOST:PORT/metrics (docs/metrics.md). Payloads are sealed with the keys of
+    AMENDS_CODEC_KEYS (a key file; AMENDS_CODEC_KEY_ID the current key): without them it does not start.
     """
     from worker.config import Settings
     from worker.main import run_worker
@@ -138,11 +143,14 @@ def worker(address: str | None, namespace: str | None, task_queue: str, timeout:
         await run_worker(settings, stop)
 
     from worker.metrics import ENV, MetricsBindError
+    from workflows.codec import CodecError
 
     try:
         asyncio.run(go())
     except MetricsBindError as err:
         fail(f"invalid: {ENV}: {err}", EXIT_INVALID)
+    except CodecError as err:
+        fail(f"invalid: {err}", EXIT_INVALID)
     except RuntimeError as err:
         if "connect" not in str(err):
             raise
@@ -161,7 +169,7 @@ def setup(address: str | None, namespace: str | None, timeout: float) -> None:
     harmless. A name the namespace already has with another type is an error (exit 1), and nothing
     is added. `amends dev` needs none of this: it registers them itself.
     """
-    from worker.config import connect
+    from worker.config import connect_operator
     from worker.setup import (
         SearchAttributeConflict,
         register_search_attributes,
@@ -175,7 +183,7 @@ def setup(address: str | None, namespace: str | None, timeout: float) -> None:
     async def go():
         # Outcomes are returned, not raised (see Connection.run).
         try:
-            client = await asyncio.wait_for(connect(address, namespace), timeout)
+            client = await asyncio.wait_for(connect_operator(address, namespace), timeout)
         except (TimeoutError, RuntimeError) as err:
             return None, Failure(f"unavailable: cannot connect to Temporal at {conn.where()}: "
                                  f"{err or 'timed out'}", EXIT_UNAVAILABLE)
