@@ -33,11 +33,11 @@ async def register_search_attributes(client: Client) -> None:
 
 
 @contextlib.asynccontextmanager
-async def time_skipping(settings):
-    """A time-skipping server of its own, with a worker on ``settings``."""
+async def time_skipping(settings, converter=None):
+    """A time-skipping server of its own, with a worker on ``settings`` (payloads sealed unless ``converter``)."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=data_converter,
+        data_converter=converter or data_converter,
     )
     try:
         await register_search_attributes(env.client)
