@@ -85,16 +85,16 @@ class Settings(BaseModel):
         e = os.environ if env is None else env
         mail = MailSettings(
             host=e.get("AMENDS_SMTP_HOST", "localhost"),
-            port=int(e.get("AMENDS_SMTP_PORT", "1025")),
+            port=_port(e, "AMENDS_SMTP_PORT", 1025),
             username=e.get("AMENDS_SMTP_USERNAME") or None,
             password=e.get("AMENDS_SMTP_PASSWORD") or None,
-            start_tls=e.get("AMENDS_SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
-            sender=e.get("AMENDS_MAIL_FROM", "care@example.com"),
+            start_tls=_flag(e, "AMENDS_SMTP_STARTTLS", False),
+            sender=_email(e, "AMENDS_MAIL_FROM", "care@example.com"),
             company=e.get("AMENDS_COMPANY", "Amends Demo Co."),
             executive=e.get("AMENDS_EXECUTIVE", "The founders"),
             care=Contact(
                 name=e.get("AMENDS_CARE_NAME", "Customer care"),
-                email=e.get("AMENDS_CARE_EMAIL", "care@example.com"),
+                email=_email(e, "AMENDS_CARE_EMAIL", "care@example.com"),
             ),
             default_locale=_default_locale(e.get("AMENDS_DEFAULT_LOCALE") or "en"),
         )
@@ -136,6 +136,44 @@ def _default_locale(tag: str) -> str:
     return tag
 
 
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message starts with the variable's name and says the rule."""
+
+
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in TRUE or raw in FALSE:
+        return raw in TRUE
+    raise ConfigError(f"{name}: must be one of {', '.join(TRUE)} or {', '.join(FALSE)}, not {env[name]!r}")
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"{name}: must be a port number from 1 to 65535, not {raw!r}")
+    return int(raw)
+
+
+def _email(env: Mapping[str, str], name: str, default: str) -> str:
+    from email_validator import EmailNotValidError, validate_email
+
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        validate_email(raw, check_deliverability=False)
+    except EmailNotValidError as err:
+        raise ConfigError(f"{name}: must be an e-mail address, not {raw!r} ({err})") from None
+    return raw
+
+
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if not raw:
@@ -143,9 +181,9 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name}: must be a number of seconds, not {raw!r}") from None
+        raise ConfigError(f"{name}: must be a number of seconds, not {raw!r}") from None
     if value < 0:
-        raise ValueError(f"{name}: must be 0 or more seconds, not {raw!r}")
+        raise ConfigError(f"{name}: must be 0 or more seconds, not {raw!r}")
     return value
 
 

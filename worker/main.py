@@ -19,6 +19,10 @@ from worker.config import Settings, connect
 from workflows.incident import IncidentRecovery
 
 
+class MissingSetting(ValueError):
+    """A setting a worker outside ``amends dev`` must have; the message names it."""
+
+
 def activities_for(settings: Settings) -> list:
     notices = NoticeActivities(settings.mail, settings.webhooks)
     payments = PaymentActivities(
@@ -71,17 +75,17 @@ async def run_worker(settings: Settings | None = None, stop: asyncio.Event | Non
 
     settings = settings or Settings.from_env()
     if not settings.webhook_secrets_configured:
-        raise SystemExit(
+        raise MissingSetting(
             "AMENDS_WEBHOOK_SECRET is not set: webhooks would be signed with the public development secret; set "
             "it (whsec_ and base64), or each receiver's AMENDS_<RECEIVER>_WEBHOOK_SECRET"
         )
     if not settings.care_configured:
-        raise SystemExit(
+        raise MissingSetting(
             "AMENDS_CARE_EMAIL is not set: pages for incidents without an owner go to the care contact "
             "(AMENDS_CARE_EMAIL, and AMENDS_CARE_NAME); set it so that no stalled incident pages nobody"
         )
     if settings.identity is None:
-        raise SystemExit(
+        raise MissingSetting(
             "AMENDS_IDENTITY is not set: name the identity file (TOML) that lists the issuers whose credentials "
             "incidents accept; without it every step would be refused (amends dev writes one for its local issuer)"
         )

@@ -132,7 +132,10 @@ def worker(address: str | None, namespace: str | None, task_queue: str, timeout:
         os.environ["TEMPORAL_ADDRESS"] = address
     if namespace:
         os.environ["TEMPORAL_NAMESPACE"] = namespace
-    settings = Settings.from_env().model_copy(update={"task_queue": task_queue})
+    try:
+        settings = Settings.from_env().model_copy(update={"task_queue": task_queue})
+    except ValueError as err:  # ConfigError, and the files' own errors: each names its variable
+        fail(f"invalid: {err}", EXIT_INVALID)
     _logging()
 
     async def go() -> None:
@@ -142,6 +145,7 @@ def worker(address: str | None, namespace: str | None, task_queue: str, timeout:
             loop.add_signal_handler(sig, stop.set)
         await run_worker(settings, stop)
 
+    from worker.main import MissingSetting
     from worker.metrics import ENV, MetricsBindError
     from workflows.codec import CodecError
 
@@ -149,7 +153,7 @@ def worker(address: str | None, namespace: str | None, task_queue: str, timeout:
         asyncio.run(go())
     except MetricsBindError as err:
         fail(f"invalid: {ENV}: {err}", EXIT_INVALID)
-    except CodecError as err:
+    except (CodecError, MissingSetting) as err:
         fail(f"invalid: {err}", EXIT_INVALID)
     except RuntimeError as err:
         if "connect" not in str(err):
