@@ -8,6 +8,7 @@ import pytest
 from stripe import InvalidRequestError
 from temporalio.client import WorkflowUpdateFailedError
 
+from activities.language import resolve
 from tests.support.factories import AGENT, MANAGER, report
 from tests.support.history import keep_history, settled
 from tests.support.identity import Amends
@@ -63,7 +64,8 @@ async def test_the_note_arrives_a_year_later_after_continue_as_new_naming_what_c
     assert timedelta(days=365) <= sent.at - rep.detected_at < timedelta(days=365, minutes=1)
     [note] = await mail_to(mail_sink, rep.customer.email, "anniversary")
     text = text_of(note)
-    assert f"A year ago this week, on {rep.detected_at.date().isoformat()}" in " ".join(text.split())
+    # The date as the customer's language writes it (English by default: "November 25, 2026").
+    assert f"A year ago this week, on {resolve(None).day(rep.detected_at.date())}" in " ".join(text.split())
     assert "preventive action 1" in text and "preventive action 2" not in text  # only what was done
     assert "The founders, Acme Outdoor" in text
     gift = await stripe.v1.coupons.retrieve_async(f"incident-{key}-anniversary-gift")

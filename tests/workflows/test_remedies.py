@@ -160,7 +160,7 @@ async def test_a_goodwill_gift_with_a_note(amends, stripe, mail_sink):
     await amends.close(key, STEP_INPUTS["close"])
     [closing] = await mail_to(mail_sink, rep.customer.email, "closing")
     assert "a hand-written card from the workshop" in text_of(closing)
-    assert "gift voucher worth 5.00 USD" in text_of(closing)
+    assert "gift voucher worth $5.00" in text_of(closing)
 
 
 async def test_red_flag_reaches_the_crm_and_never_the_customer(amends, webhook_sink, mail_sink):
