@@ -72,6 +72,8 @@ class Settings(BaseModel):
     care_configured: bool = True
     # Whether webhook secrets were given: the development default is public, so a worker refuses it.
     webhook_secrets_configured: bool = True
+    # Whether a Stripe key was given: the default talks to localstripe, which a worker refuses.
+    stripe_configured: bool = True
     # How long a stopping worker lets sends in flight finish (AMENDS_GRACEFUL_SHUTDOWN, seconds); match it
     # with the deployment's termination grace period.
     graceful_shutdown: timedelta = timedelta(seconds=30)
@@ -123,6 +125,7 @@ class Settings(BaseModel):
             sla_policy=load_policy(e.get("AMENDS_SLA_POLICY") or DEFAULT_SLA_POLICY),
             identity=IdentityConfig.load(e["AMENDS_IDENTITY"]) if e.get("AMENDS_IDENTITY") else None,
             care_configured=bool(e.get("AMENDS_CARE_EMAIL")),
+            stripe_configured=bool(e.get("AMENDS_STRIPE_API_KEY")),
             webhook_secrets_configured=bool(e.get("AMENDS_WEBHOOK_SECRET")) or len(own) == len(TARGETS),
             graceful_shutdown=timedelta(seconds=_seconds(e, "AMENDS_GRACEFUL_SHUTDOWN", 30)),
         )

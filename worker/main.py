@@ -74,6 +74,11 @@ async def run_worker(settings: Settings | None = None, stop: asyncio.Event | Non
     from worker.metrics import bind_from_env, runtime_for
 
     settings = settings or Settings.from_env()
+    if not settings.stripe_configured:
+        raise MissingSetting(
+            "AMENDS_STRIPE_API_KEY is not set: without it refunds and coupons would go to the development "
+            "stand-in (localstripe); set your Stripe key"
+        )
     if not settings.webhook_secrets_configured:
         raise MissingSetting(
             "AMENDS_WEBHOOK_SECRET is not set: webhooks would be signed with the public development secret; set "

@@ -18,6 +18,7 @@ AMENDS = Path(sys.executable).parent / "amends"
 GOOD = {
     "AMENDS_IDENTITY": str(IDENTITY_FILE), "AMENDS_CARE_EMAIL": "care@example.com",
     "AMENDS_WEBHOOK_SECRET": "whsec_" + base64.b64encode(os.urandom(24)).decode(),
+    "AMENDS_STRIPE_API_KEY": "sk_test_amends_config", "AMENDS_STRIPE_API_BASE": "http://127.0.0.1:9",
 }
 
 
@@ -31,6 +32,7 @@ GOOD = {
     ("AMENDS_CARE_EMAIL", None, "is not set"),
     ("AMENDS_WEBHOOK_SECRET", None, "is not set"),
     ("AMENDS_IDENTITY", None, "is not set"),
+    ("AMENDS_STRIPE_API_KEY", None, "is not set"),
 ])
 async def test_a_setting_it_cannot_use_exits_2_naming_the_variable(dev_env, variable, value, rule):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))} | CODEC_ENV | GOOD

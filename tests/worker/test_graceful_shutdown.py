@@ -99,7 +99,7 @@ async def test_a_worker_without_a_required_setting_refuses_to_start_and_names_it
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))} | CODEC_ENV
     env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
                AMENDS_IDENTITY=str(IDENTITY_FILE), AMENDS_CARE_EMAIL="care@example.com",
-               AMENDS_WEBHOOK_SECRET=WEBHOOK_SECRET)
+               AMENDS_WEBHOOK_SECRET=WEBHOOK_SECRET, AMENDS_STRIPE_API_KEY="sk_test_amends_config")
     del env[missing]
     worker = await asyncio.create_subprocess_exec(str(AMENDS), "worker", env=env, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(worker.communicate(), 60)
