@@ -10,7 +10,6 @@ import threading
 import uuid
 from pathlib import Path
 
-import pytest
 from aiosmtpd.controller import Controller
 
 from tests.support.codec import ENV as CODEC_ENV
@@ -88,20 +87,3 @@ async def outcome_of(handle, activity: str) -> list[str]:
             if attrs.scheduled_event_id in scheduled:
                 outcomes.append(kind.removeprefix("activity_task_").removesuffix("_event_attributes"))
     return outcomes
-
-
-@pytest.mark.parametrize(("missing", "reason"), [
-    ("AMENDS_CARE_EMAIL", "AMENDS_CARE_EMAIL is not set"),
-    ("AMENDS_WEBHOOK_SECRET", "AMENDS_WEBHOOK_SECRET is not set"),
-    ("AMENDS_IDENTITY", "AMENDS_IDENTITY is not set"),
-])
-async def test_a_worker_without_a_required_setting_refuses_to_start_and_names_it(dev_env, missing, reason):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "AMENDS_"))} | CODEC_ENV
-    env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
-               AMENDS_IDENTITY=str(IDENTITY_FILE), AMENDS_CARE_EMAIL="care@example.com",
-               AMENDS_WEBHOOK_SECRET=WEBHOOK_SECRET, AMENDS_STRIPE_API_KEY="sk_test_amends_config")
-    del env[missing]
-    worker = await asyncio.create_subprocess_exec(str(AMENDS), "worker", env=env, stderr=asyncio.subprocess.PIPE)
-    _, err = await asyncio.wait_for(worker.communicate(), 60)
-    assert worker.returncode != 0
-    assert reason in err.decode()
