@@ -17,12 +17,16 @@ its customer), it adds that year's calendar here, in the activity.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 import holidays
 from temporalio import activity
 
 from workflows.sla import AdvanceRequest, BusinessHours, ElapsedRequest, OutsideCalendar, SlaPolicy, advance, elapsed
+
+T = TypeVar("T")
 
 # The years of public holidays an incident records: from the year before it
 # opens (a clock started on 31 December, read in another time zone) through two after.
@@ -97,22 +101,21 @@ def policy_as_of(policy: SlaPolicy, today: date) -> SlaPolicy:
     return policy.model_copy(update={"business_hours": hours})
 
 
-def advance_on_calendar(start: datetime, work: timedelta, hours: BusinessHours) -> datetime:
-    """``advance``, adding the calendar of any year it reaches that ``hours`` does not hold."""
+def on_calendar(compute: Callable[[BusinessHours], T], hours: BusinessHours) -> T:
+    """``compute(hours)``, adding the calendar of any year it reaches that ``hours`` does not hold."""
     while True:
         try:
-            return advance(start, work, hours)
+            return compute(hours)
         except OutsideCalendar as gap:
             hours = with_calendar(hours, gap.year, gap.year)
+
+
+def advance_on_calendar(start: datetime, work: timedelta, hours: BusinessHours) -> datetime:
+    return on_calendar(lambda h: advance(start, work, h), hours)
 
 
 def elapsed_on_calendar(start: datetime, end: datetime, hours: BusinessHours) -> timedelta:
-    """``elapsed``, adding the calendar of any year it reaches that ``hours`` does not hold."""
-    while True:
-        try:
-            return elapsed(start, end, hours)
-        except OutsideCalendar as gap:
-            hours = with_calendar(hours, gap.year, gap.year)
+    return on_calendar(lambda h: elapsed(start, end, h), hours)
 
 
 class ClockActivities:

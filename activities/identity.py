@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from workflows.credentials import public_keys
 from workflows.inputs import Role
-from workflows.trust import Trust, TrustedIssuer
+from workflows.trust import AUDIENCE, NAME_CLAIM, ROLE_CLAIM, Trust, TrustedIssuer
 
 
 class IssuerConfig(BaseModel):
@@ -33,9 +33,9 @@ class IssuerConfig(BaseModel):
 class IdentityConfig(BaseModel):
     """Whose credentials the worker's incidents accept (``AMENDS_IDENTITY``, a TOML file)."""
 
-    audience: str = "amends"
-    name_claim: str = "name"
-    role_claim: str = "amends_role"
+    audience: str = AUDIENCE
+    name_claim: str = NAME_CLAIM
+    role_claim: str = ROLE_CLAIM
     max_lifetime_minutes: int = Field(default=15, ge=1, le=24 * 60)
     issuers: list[IssuerConfig] = Field(min_length=1)
 

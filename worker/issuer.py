@@ -28,6 +28,7 @@ from jwt.algorithms import OKPAlgorithm
 from workflows.credentials import public_keys
 from workflows.inputs import Actor, Role
 from workflows.signing import KeySigner
+from workflows.trust import AUDIENCE, NAME_CLAIM, ROLE_CLAIM
 
 SESSION_AUDIENCE = "amends-session"
 STAFF_ROLES = (Role.AGENT, Role.MANAGER, Role.DIRECTOR)
@@ -79,7 +80,7 @@ class KeyRing:
 
 
 class Issuer:
-    def __init__(self, issuer: str, ring: KeyRing, *, audience: str = "amends",
+    def __init__(self, issuer: str, ring: KeyRing, *, audience: str = AUDIENCE,
                  session_hours: float = 8, credential_seconds: int = 300) -> None:
         self.issuer, self.ring, self.audience = issuer, ring, audience
         self.session_seconds = int(session_hours * 3600)
@@ -110,7 +111,7 @@ class Issuer:
                                 issuer=self.issuer, options={"require": ["exp", "iat"]})
         except jwt.PyJWTError as err:
             raise PermissionError(f"session token refused: {err}") from None
-        return Actor(name=claims["name"], role=Role(claims["amends_role"]))
+        return Actor(name=claims[NAME_CLAIM], role=Role(claims[ROLE_CLAIM]))
 
     def exchange(self, session_token: str, workflow_id: str, step: str, input_checksum: str) -> str:
         actor = self.session_actor(session_token)
@@ -180,4 +181,4 @@ def identity_toml(issuer: str, jwks: Path | str, roles: tuple[Role, ...] = (*STA
                                                                              Role.BACKEND)) -> str:
     """An identity file for workers that trust ``issuer`` (used by ``amends dev`` for its local issuer)."""
     listed = ", ".join(f'"{r.value}"' for r in roles)
-    return f'audience = "amends"\n\n[[issuers]]\nissuer = "{issuer}"\njwks = "{jwks}"\nroles = [{listed}]\n'
+    return f'audience = "{AUDIENCE}"\n\n[[issuers]]\nissuer = "{issuer}"\njwks = "{jwks}"\nroles = [{listed}]\n'

@@ -18,22 +18,26 @@ T = TypeVar("T")
 SYSTEM = Actor(name="amends", role=Role.SYSTEM)
 CLOCK = Actor(name="clock", role=Role.SYSTEM)
 
-# Effects run one at a time, so a mail relay that stays down must not hold
-# the incident (and its escalations) for long: after an hour of retries the
-# notice is given up, recorded, and a human is paged to reach the customer.
+# Answers that will not change however often the activity is retried.
+MAIL_FAILS_FOR_GOOD = ["MailRejected", "TemplateError"]
+WEBHOOK_FAILS_FOR_GOOD = ["WebhookRejected", "WebhookNotConfigured"]
+
+# A customer notice is retried for an hour in its own lane (nothing else
+# waits for it); then it is given up, recorded, and a human is told to reach
+# the customer.
 NOTICE_OPTIONS: workflow.ActivityConfig = dict(
     start_to_close_timeout=timedelta(seconds=30),
     schedule_to_close_timeout=timedelta(hours=1),
     # A refused address or a template that cannot render will not heal: a human hears at once.
     retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5),
-                             non_retryable_error_types=["MailRejected", "TemplateError"]),
+                             non_retryable_error_types=MAIL_FAILS_FOR_GOOD),
 )
 WEBHOOK_OPTIONS: workflow.ActivityConfig = dict(
     start_to_close_timeout=timedelta(seconds=30),
     retry_policy=RetryPolicy(
         maximum_interval=timedelta(minutes=2),
         maximum_attempts=10,
-        non_retryable_error_types=["WebhookRejected", "WebhookNotConfigured"],
+        non_retryable_error_types=WEBHOOK_FAILS_FOR_GOOD,
     ),
 )
 # Each channel of a page keeps trying for hours (a relay that is down still
@@ -44,7 +48,7 @@ PAGE_OPTIONS: workflow.ActivityConfig = dict(
     schedule_to_close_timeout=timedelta(hours=12),
     retry_policy=RetryPolicy(
         maximum_interval=timedelta(minutes=5),
-        non_retryable_error_types=["WebhookRejected", "WebhookNotConfigured", "MailRejected", "TemplateError"],
+        non_retryable_error_types=WEBHOOK_FAILS_FOR_GOOD + MAIL_FAILS_FOR_GOOD,
     ),
 )
 # Money is retried until Stripe answers, however long that takes: an attempt

@@ -22,6 +22,7 @@ import jwt
 
 from workflows.credentials import INCIDENT_CLAIM, INPUT_CLAIM, STEP_CLAIM, checksum
 from workflows.inputs import Actor, StepInput
+from workflows.trust import AUDIENCE, NAME_CLAIM, ROLE_CLAIM
 
 S = TypeVar("S", bound=StepInput)
 
@@ -46,8 +47,8 @@ class KeySigner:
     identity file lists the roles it may assert (``backend``, ``customer``).
     """
 
-    def __init__(self, private_jwk: dict[str, Any], issuer: str, actor: Actor, *, audience: str = "amends",
-                 lifetime_seconds: int = 300, name_claim: str = "name", role_claim: str = "amends_role") -> None:
+    def __init__(self, private_jwk: dict[str, Any], issuer: str, actor: Actor, *, audience: str = AUDIENCE,
+                 lifetime_seconds: int = 300, name_claim: str = NAME_CLAIM, role_claim: str = ROLE_CLAIM) -> None:
         self.key = jwt.PyJWK(private_jwk)
         self.kid = private_jwk["kid"]
         self.issuer, self.actor, self.audience = issuer, actor, audience

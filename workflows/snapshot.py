@@ -111,7 +111,7 @@ class ClockState(BaseModel):
     breached: bool = False
     upcoming: list[ClockEvent] = Field(default_factory=list)
     fired: list[str] = Field(default_factory=list)
-    paged: list[str] = Field(default_factory=list, description="Targets whose webhooks this stage's pages reached.")
+    paged: list[str] = Field(default_factory=list, description="Targets whose webhooks this stage paged.")
 
 
 class Snapshot(BaseModel):

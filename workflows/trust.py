@@ -17,6 +17,9 @@ from pydantic import BaseModel, Field
 from workflows.basics import Contract
 from workflows.inputs import Role
 
+# The defaults every party shares: the audience of step credentials and the claims that name who acts.
+AUDIENCE, NAME_CLAIM, ROLE_CLAIM = "amends", "name", "amends_role"
+
 
 class TrustedIssuer(Contract):
     issuer: str = Field(description="The iss claim of its credentials.")
@@ -27,9 +30,9 @@ class TrustedIssuer(Contract):
 class Trust(BaseModel):
     """The issuers an incident trusts, recorded at open and on refresh_trust (public keys only)."""
 
-    audience: str = "amends"
-    name_claim: str = "name"
-    role_claim: str = "amends_role"
+    audience: str = AUDIENCE
+    name_claim: str = NAME_CLAIM
+    role_claim: str = ROLE_CLAIM
     max_lifetime: timedelta = Field(default=timedelta(minutes=15), description="Longest exp - iat accepted.")
     issuers: list[TrustedIssuer] = Field(default_factory=list)
     loaded_at: datetime | None = None

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from temporalio.converter import decode_search_attributes
@@ -100,24 +101,36 @@ def without_signatures(history):
     return history
 
 
+def nodes(value) -> Iterator[dict]:
+    """Every JSON object in ``value``, at any depth."""
+    if isinstance(value, dict):
+        yield value
+        for v in value.values():
+            yield from nodes(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from nodes(v)
+
+
+def _decoded(node: dict) -> str:
+    return base64.b64decode(node["data"]).decode("utf-8", "replace")
+
+
+def raw_text(history_json: str) -> str:
+    """The history as anyone with history access reads it: its JSON, and every payload's data base64-decoded."""
+    data = [_decoded(n) for n in nodes(json.loads(history_json)) if isinstance(n.get("data"), str)]
+    return "\n".join([history_json, *data])
+
+
+def sealed_payloads(history_json: str) -> list[dict]:
+    """The payloads of a history that the codec sealed."""
+    return [n for n in nodes(json.loads(history_json))
+            if isinstance(n.get("metadata"), dict) and isinstance(n.get("data"), str)
+            and base64.b64decode(n["metadata"].get("encoding", "")) == b"binary/encrypted"]
+
+
 def decoded_payloads(history_json: str) -> str:
     """Every payload of a history (its JSON form), opened and decoded: what anyone with history access and the
     payload keys (through the codec server, say) can read."""
-    data = json.loads(opened_json(history_json))
-    out: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "data" in node and "metadata" in node and isinstance(node["data"], str):
-                try:
-                    out.append(base64.b64decode(node["data"]).decode("utf-8", "replace"))
-                except ValueError:
-                    pass
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(data)
-    return "\n".join(out)
+    return "\n".join(_decoded(n) for n in nodes(json.loads(opened_json(history_json)))
+                     if "metadata" in n and isinstance(n.get("data"), str))

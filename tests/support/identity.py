@@ -17,7 +17,6 @@ from activities.identity import IdentityConfig
 from worker.issuer import Issuer, KeyRing, identity_toml
 from workflows.client import AmendsClient, workflow_id
 from workflows.inputs import StepInput
-from workflows.signing import KeySigner
 
 ISSUER = "https://login.amends.test"
 DIRECTORY = Path(tempfile.mkdtemp(prefix="amends-test-issuer-"))
@@ -63,7 +62,3 @@ def signed(incident_key: str, name: str, step: StepInput, issuer: Issuer = TEST_
     bare = step.model_copy(update={"by": None})
     credential = issuer.step_credential(step.by, workflow_id(incident_key), name, checksum(bare, as_sent=True), at)
     return bare.model_copy(update={"credential": credential})
-
-
-def signer_for(actor, issuer: Issuer = TEST_ISSUER) -> KeySigner:
-    return issuer.signer(actor)

@@ -19,3 +19,13 @@ def policy(**changes) -> SlaPolicy:
             node = node[p]
         node[last] = value
     return SlaPolicy.model_validate(data)
+
+
+def paging(base: str) -> SlaPolicy:
+    """The default policy with the team lead on Slack and the head of care on PagerDuty, both at ``base``."""
+    return policy(targets={
+        "team_lead": {"name": "Team lead", "email": "lead@example.com", "webhook_url": f"{base}/slack",
+                      "format": "slack"},
+        "head_of_care": {"name": "Head of care", "email": "head@example.com", "webhook_url": f"{base}/pagerduty",
+                         "format": "pagerduty", "routing_key": "R0UT1NGKEY"},
+    })

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 
 import httpx
@@ -13,7 +12,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from tests.support import codec
 from tests.support.factories import AGENT, report
-from tests.support.history import history_kinds
+from tests.support.history import history_kinds, raw_text, sealed_payloads
 from tests.support.identity import Amends
 from tests.support.temporal_cli import TEMPORAL
 from worker.main import build_worker
@@ -24,41 +23,6 @@ from workflows.inputs import ApologyInput, NeedsInput
 from workflows.stages import Stage
 
 UI = "http://localhost:8233"  # an origin the codec server allows by default
-
-
-def raw_text(history_json: str) -> str:
-    """The history as anyone with history access reads it: its JSON, and every payload's data base64-decoded."""
-    out = [history_json]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("data"), str):
-                out.append(base64.b64decode(node["data"]).decode("utf-8", "replace"))
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(json.loads(history_json))
-    return "\n".join(out)
-
-
-def sealed_payloads(history_json: str) -> list[dict]:
-    found: list[dict] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("metadata"), dict) and isinstance(node.get("data"), str):
-                found.append(node)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(json.loads(history_json))
-    return [p for p in found if base64.b64decode(p["metadata"].get("encoding", "")) == b"binary/encrypted"]
 
 
 async def temporal(address: str, *args: str, with_codec: bool) -> str:

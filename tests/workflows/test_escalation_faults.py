@@ -14,22 +14,13 @@ from tests.support.factories import AGENT, paid_intent, report
 from tests.support.history import keep_history
 from tests.support.identity import Amends
 from tests.support.mail import mail_to
-from tests.support.policy import policy
+from tests.support.policy import paging
 from tests.support.servers import time_skipping
 from tests.support.steps import STEP_INPUTS, agreed_refund, take, wait_for
 from worker.mailsink import start_sink
 from worker.processes import free_port
 from workflows.inputs import RemedyProposal
 from workflows.stages import Stage
-
-
-def paging(base: str):
-    return policy(targets={
-        "team_lead": {"name": "Team lead", "email": "lead@example.com", "webhook_url": f"{base}/slack",
-                      "format": "slack"},
-        "head_of_care": {"name": "Head of care", "email": "head@example.com", "webhook_url": f"{base}/pagerduty",
-                         "format": "pagerduty", "routing_key": "R0UT1NGKEY"},
-    })
 
 
 async def test_with_the_mail_relay_down_pages_reach_slack_and_pagerduty_and_money_still_moves(

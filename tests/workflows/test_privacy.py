@@ -8,50 +8,26 @@ base64-decoded. Nothing personal or secret may be there in plaintext.
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import timedelta
 
 import pytest
 
 from tests.support.factories import AGENT, EVERY_STAFF_NAME, MANAGER, report
+from tests.support.history import raw_text
 from tests.support.identity import Amends
-from tests.support.policy import policy
+from tests.support.policy import paging
 from tests.support.servers import time_skipping
 from tests.support.steps import take
 from workflows.converter import data_converter as plain
 from workflows.inputs import ApprovalInput, FlagInput, NeedsInput, RemedyProposal
 
 
-def raw_text(history_json: str) -> str:
-    out = [history_json]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("data"), str):
-                out.append(base64.b64decode(node["data"]).decode("utf-8", "replace"))
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(json.loads(history_json))
-    return "\n".join(out)
-
-
 @pytest.mark.parametrize("sealed", [True, False], ids=["sealed", "unsealed"])
 async def test_a_history_holds_no_personal_data_or_secret_in_plaintext(settings, webhook_sink, sealed):
     """With the payload codec nothing is readable; without it (the check's own control) the same words are."""
     base = webhook_sink.url
-    paging = policy(targets={
-        "team_lead": {"name": "Team lead", "email": "lead@example.com", "webhook_url": f"{base}/slack",
-                      "format": "slack"},
-        "head_of_care": {"name": "Head of care", "email": "head@example.com", "webhook_url": f"{base}/pagerduty",
-                         "format": "pagerduty", "routing_key": "R0UT1NGKEY"},
-    })
-    private = settings.model_copy(update={"sla_policy": paging, "task_queue": f"amends-private-{uuid.uuid4().hex[:6]}"})
+    private = settings.model_copy(update={"sla_policy": paging(base), "task_queue": f"amends-private-{uuid.uuid4().hex[:6]}"})
     async with time_skipping(private, None if sealed else plain) as env:
         amends = Amends(env.client, private.task_queue, env=env)
         rep = report("pi_unused", severity="high")

@@ -13,7 +13,7 @@ from tests.support.factories import AGENT, CUSTOMER, report
 from tests.support.history import decoded_payloads, keep_history, recorded_search_attributes
 from tests.support.identity import Amends
 from tests.support.mail import mail_to
-from tests.support.policy import ALL_CALENDAR, policy
+from tests.support.policy import ALL_CALENDAR, paging, policy
 from tests.support.servers import WEBHOOK_SECRET, time_skipping
 from tests.support.steps import STEP_INPUTS, take
 from workflows.inputs import ApologyInput, DeclineInput
@@ -129,13 +129,7 @@ async def test_time_waiting_on_the_customer_is_not_counted(clock_env, settings):
 
 async def test_warnings_then_the_ladder_with_repeats_then_silence(settings, mail_sink, webhook_sink):
     base = webhook_sink.url
-    paging = policy(targets={
-        "team_lead": {"name": "Team lead", "email": "lead@example.com", "webhook_url": f"{base}/slack",
-                      "format": "slack"},
-        "head_of_care": {"name": "Head of care", "email": "head@example.com", "webhook_url": f"{base}/pagerduty",
-                         "format": "pagerduty", "routing_key": "R0UT1NGKEY"},
-    })
-    async with time_skipping(settings.model_copy(update={"sla_policy": paging})) as env:
+    async with time_skipping(settings.model_copy(update={"sla_policy": paging(base)})) as env:
         amends = Amends(env.client, settings.task_queue, env=env)
         rep = report(None, severity="high")  # apology due in 1 h, calendar clock
         key = rep.incident_key
