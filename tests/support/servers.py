@@ -11,6 +11,7 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -48,7 +49,9 @@ async def time_skipping(settings, converter=None):
 
 
 async def skip_a_year(env) -> None:
-    """Skip 366 days on a time-skipping server, a quarter at a time: one long skip over many timers can outlast
-    the server's RPC deadline on a loaded machine."""
+    """Skip 366 days on a time-skipping server, a quarter at a time, each with a deadline of minutes: a skip
+    over months of reminders can outlast the RPC's default deadline on a loaded machine."""
     for _ in range(4):
-        await env.sleep(timedelta(days=91.5))
+        request = SleepRequest()
+        request.duration.FromTimedelta(timedelta(days=91.5))
+        await env.client.test_service.unlock_time_skipping_with_sleep(request, timeout=timedelta(minutes=5))
