@@ -338,6 +338,8 @@ class Delivery:
             message_id=f"{s.workflow_id}/{kind}/{len(s.timeline)}",
             context=context,
             redact=r.staff_names(),
+            # The anniversary note comes from the executive; its replies go to the care team.
+            signer=r.care_contact() if kind != "anniversary" else None,
         )
         if pb.independent:
             await self._notify_both(notice, kind)

@@ -8,9 +8,9 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.notices import MailSettings, render
-from tests.support.factories import AGENT, EVERY_STAFF_NAME, report
+from tests.support.factories import AGENT, EVERY_STAFF_NAME, OWNER, STAFF_AT_FAULT, report
 from tests.support.identity import Amends
-from tests.support.mail import mail_to, text_of
+from tests.support.mail import mail_to, text_of, unsigned
 from tests.support.servers import time_skipping
 from tests.support.steps import wait_for
 from worker.processes import free_port
@@ -76,9 +76,28 @@ async def test_the_apology_reaches_the_customer_and_names_no_staff(ts_env, ts_wo
     assert apology["Subject"] == f"We are sorry about your order {rep.order.order_id}"
     body = text_of(apology)
     assert rep.what_happened in body and rep.impact in body
+    # Signed by the owner, who takes the reply; no one else of staff is named.
+    assert " ".join(body.split()).endswith(
+        f"it goes straight to {OWNER} ({rep.owner.email}), who is looking after this for you. "
+        f"With our apologies, {OWNER} Acme Outdoor")
+    assert apology["Reply-To"].addresses[0].addr_spec == rep.owner.email
     for name in EVERY_STAFF_NAME:
         for part in name.split():
-            assert part not in body and part not in apology["Subject"]
+            assert part not in unsigned(body) and part not in apology["Subject"]
+
+
+async def test_with_the_owner_among_the_people_involved_the_care_team_signs(ts_env, ts_worker, settings, mail_sink):
+    amends = Amends(ts_env.client, settings.task_queue)
+    rep = report("pi_unused", staff_involved=[*STAFF_AT_FAULT, "Brandt, Olga"])
+    await amends.open_incident(rep)
+    await amends.apologise(rep.incident_key, ApologyInput(by=AGENT, channel="phone"))
+    [apology] = await mail_to(mail_sink, rep.customer.email, "apology")
+    body = " ".join(text_of(apology).split())
+    care = settings.mail.care
+    assert f"it goes straight to {care.name} ({care.email})" in body
+    assert body.endswith(f"{care.name} Acme Outdoor")
+    assert apology["Reply-To"].addresses[0].addr_spec == care.email
+    assert "Olga" not in body and "Brandt" not in body
 
 
 async def test_a_notice_that_cannot_be_sent_hands_the_incident_to_a_human(ts_env, settings, mail_sink, monkeypatch):
