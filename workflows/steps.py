@@ -200,7 +200,9 @@ def _not_flagged(r: Recovery, step: FlagInput, now: datetime) -> None:
 def _apologise(pb: Playbook, step: ApologyInput) -> None:
     metrics.apologised(pb.s.report, pb.now() - pb.s.report.detected_at)
     pb.queue(NotifyCustomer("apology"))
-    pb.recorded(step, "apology sent to the customer")
+    # The written apology is recorded when it goes out ("notice"); before the patch this said it was sent.
+    pb.recorded(step, "apologised; the written apology follows by e-mail" if workflow.patched("notice-entries")
+                else "apology sent to the customer")
 
 
 def _record_needs(pb: Playbook, step: NeedsInput) -> None:

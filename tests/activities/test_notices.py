@@ -84,6 +84,11 @@ async def test_the_apology_reaches_the_customer_and_names_no_staff(ts_env, ts_wo
     for name in EVERY_STAFF_NAME:
         for part in name.split():
             assert part not in unsigned(body) and part not in apology["Subject"]
+    # The timeline says it was sent once it was, not when the agent's step queued it.
+    snap = await wait_for(amends, rep.incident_key, lambda s: s.timeline[-1].step == "notice")
+    apologised, sent = snap.timeline[-2:]
+    assert apologised.step == "apologise" and apologised.detail == "apologised; the written apology follows by e-mail"
+    assert sent.detail == "apology e-mailed to the customer" and sent.channel == "email"
 
 
 async def test_with_the_owner_among_the_people_involved_the_care_team_signs(ts_env, ts_worker, settings, mail_sink):
@@ -129,6 +134,7 @@ async def test_a_notice_that_cannot_be_sent_hands_the_incident_to_a_human(ts_env
     assert snap.stage == "apologised"  # the incident lives on
     assert mail_sink.to(rep.customer.email) == []
     assert page["X-Amends-Notice"] == "notice_failed"
+    assert "notice" not in [e.step for e in snap.timeline]  # never said to be sent
 
 
 async def test_a_mail_relay_that_stays_down_is_given_up_after_an_hour(settings):

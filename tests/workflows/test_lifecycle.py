@@ -110,7 +110,12 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
     exported = Snapshot.model_validate_json(ran.out)
     before = last_of_first_run
     assert exported.timeline[: len(before.timeline)] == before.timeline
-    assert [e.step for e in exported.timeline[len(before.timeline):]] == ["complete_action", "anniversary"]
+    after = exported.timeline[len(before.timeline):]
+    assert [e.step for e in after if e.step != "notice"] == ["complete_action", "anniversary"]
+    # Each notice is recorded when its e-mail went out, the anniversary note's just before its step.
+    assert [e.detail for e in exported.timeline if e.step == "notice"] == [
+        f"{kind} e-mailed to the customer" for kind in ("apology", "proposal", "confirmation", "closing", "anniversary")]
+    assert [e.step for e in after][-2:] == ["notice", "anniversary"]
     assert exported.needs == before.needs and exported.remedies == before.remedies
     assert exported.remedies[0].accepted_by is not None and exported.money_moved == before.money_moved
     assert exported.postmortem == before.postmortem
