@@ -193,6 +193,9 @@ class AmendsEnv(BaseSettings):
     environ: ClassVar[contextvars.ContextVar[Mapping[str, str] | None]] = contextvars.ContextVar(
         "amends_environ", default=None)
 
+    secrets_dir: str | None = Field(None, **_doc(
+        "Directory of secret files named like the variables (a variable set in the environment wins). "
+        f"Unset: {DEFAULT_SECRETS_DIR} if it exists.", "directory"))
     # Temporal
     task_queue: str = Field("amends", **_doc("Task queue the worker polls and the CLI sends to.", "text"))
     deployment_name: DeploymentName = Field("amends", **_doc(
@@ -334,8 +337,14 @@ def _explain(error: Any) -> str:
 
 
 def _default(field: str) -> str:
-    info = AmendsEnv.model_fields[field]
-    return "" if info.default is None else f"`{info.default}`"
+    value = AmendsEnv.model_fields[field].default
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "`on`" if value else "`off`"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"`{value}`"
 
 
 def table() -> str:
