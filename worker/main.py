@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 from temporalio.client import Client
-from temporalio.common import VersioningBehavior
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -55,25 +54,26 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 )
 
 
+# The workflow types a worker runs (and the replay test replays): each declares its versioning behaviour.
+WORKFLOWS = [IncidentRecovery]
+
+
 def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
     """Worker Versioning when a build id is configured (docs/deploying-versions.md); None: unversioned.
 
-    The workflow declares its own behaviour (``IncidentRecovery`` is AUTO_UPGRADE); the default here
-    only covers a workflow type that would not.
+    No default behaviour: the SDK then refuses to build a versioned worker with a workflow type that
+    does not declare its own (``IncidentRecovery`` is AUTO_UPGRADE).
     """
     if settings.deployment is None:
         return None
-    return WorkerDeploymentConfig(
-        version=settings.deployment, use_worker_versioning=True,
-        default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
-    )
+    return WorkerDeploymentConfig(version=settings.deployment, use_worker_versioning=True)
 
 
 def build_worker(client: Client, settings: Settings, activities: list | None = None) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[IncidentRecovery],
+        workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
         activities=activities if activities is not None else activities_for(settings),
         # A stopping worker (a deploy, SIGTERM) lets sends in flight finish rather than cut them off.

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -71,7 +72,10 @@ def _update(spec: StepSpec[Any]) -> Any:
 assert set(REGISTRY) == set(HUMAN_STEPS), set(REGISTRY) ^ set(HUMAN_STEPS)
 
 
-@workflow.defn(name="IncidentRecovery")
+# AUTO_UPGRADE (docs/deploying-versions.md): an incident lives for weeks, then a year; each of its
+# workflow tasks runs on the deployment's current version, and changes inside a run stay behind
+# workflow.patched. PINNED would keep every old version's workers running for a year.
+@workflow.defn(name="IncidentRecovery", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 @with_steps(REGISTRY)
 class IncidentRecovery:
     @workflow.init
@@ -121,8 +125,10 @@ class IncidentRecovery:
         # that the year is spent on a short history (and on the code of its day).
         await workflow.wait_condition(workflow.all_handlers_finished)
         pb.s.phase = "anniversary"
+        # The anniversary run starts on the current version of the deployment (whatever this run was on).
         workflow.continue_as_new(
             ContinuedIncident(state=pb.s), search_attributes=workflow.info().typed_search_attributes,
+            initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
         )
 
     async def _wait_for_next_step(self) -> None:
