@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from temporalio.client import Client
+from temporalio.common import VersioningBehavior
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -54,19 +55,24 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 )
 
 
-# The workflow types a worker runs (and the replay test replays): each declares its versioning behaviour.
+# The workflow types a worker runs (and the replay test replays).
 WORKFLOWS = [IncidentRecovery]
+# How a versioned worker's workflows move between builds (docs/deploying-versions.md): each workflow
+# task of an incident runs on the deployment's current build, and so does its anniversary run.
+VERSIONING_BEHAVIOR = VersioningBehavior.AUTO_UPGRADE
 
 
 def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
     """Worker Versioning when a build id is configured (docs/deploying-versions.md); None: unversioned.
 
-    No default behaviour: the SDK then refuses to build a versioned worker with a workflow type that
-    does not declare its own (``IncidentRecovery`` is AUTO_UPGRADE).
+    The behaviour is the worker's default rather than ``@workflow.defn(versioning_behavior=...)``: the
+    server refuses a workflow task completed with a behaviour by an unversioned worker (``amends dev``,
+    a deployment without a build id), and the SDK sends the annotation whether versioned or not.
     """
     if settings.deployment is None:
         return None
-    return WorkerDeploymentConfig(version=settings.deployment, use_worker_versioning=True)
+    return WorkerDeploymentConfig(version=settings.deployment, use_worker_versioning=True,
+                                  default_versioning_behavior=VERSIONING_BEHAVIOR)
 
 
 def build_worker(client: Client, settings: Settings, activities: list | None = None) -> Worker:

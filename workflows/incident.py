@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -72,10 +71,9 @@ def _update(spec: StepSpec[Any]) -> Any:
 assert set(REGISTRY) == set(HUMAN_STEPS), set(REGISTRY) ^ set(HUMAN_STEPS)
 
 
-# AUTO_UPGRADE (docs/deploying-versions.md): an incident lives for weeks, then a year; each of its
-# workflow tasks runs on the deployment's current version, and changes inside a run stay behind
-# workflow.patched. PINNED would keep every old version's workers running for a year.
-@workflow.defn(name="IncidentRecovery", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+# Versioned workers run it AUTO_UPGRADE (worker.main.deployment_config, docs/deploying-versions.md):
+# declared there, not here, because the server refuses a behaviour from an unversioned worker.
+@workflow.defn(name="IncidentRecovery")
 @with_steps(REGISTRY)
 class IncidentRecovery:
     @workflow.init
@@ -125,10 +123,10 @@ class IncidentRecovery:
         # that the year is spent on a short history (and on the code of its day).
         await workflow.wait_condition(workflow.all_handlers_finished)
         pb.s.phase = "anniversary"
-        # The anniversary run starts on the current version of the deployment (whatever this run was on).
+        # Under Worker Versioning the anniversary run starts on the deployment's current build: only a
+        # PINNED run's continue-as-new inherits its build, and incidents are AUTO_UPGRADE.
         workflow.continue_as_new(
             ContinuedIncident(state=pb.s), search_attributes=workflow.info().typed_search_attributes,
-            initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
         )
 
     async def _wait_for_next_step(self) -> None:

@@ -5,10 +5,9 @@ behind ``workflow.patched("<why>")`` instead of changing what old runs did,
 then record a new history next to the old ones (AMENDS_RECORD_HISTORIES=1).
 
 They replay under the versioning setup of the worker (docs/deploying-versions.md): the
-workflow types a versioned worker registers (``worker.main.WORKFLOWS``), each with the
-versioning behaviour it declares, in the worker's sandbox. Histories recorded before Worker
-Versioning replay on the annotated code: the annotation and the continue-as-new's initial
-behaviour change no command.
+workflow types a versioned worker registers (``worker.main.WORKFLOWS``), in the worker's
+sandbox; the versioning behaviour (AUTO_UPGRADE) is the worker's, and changes no command, so
+histories recorded before Worker Versioning replay as they are.
 """
 
 from __future__ import annotations
@@ -16,12 +15,13 @@ from __future__ import annotations
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.common import VersioningBehavior
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Replayer
 
 from tests.support.codec import data_converter
 from tests.support.history import HISTORIES
-from worker.main import WORKFLOW_RUNNER, WORKFLOWS
+from worker.config import Settings
+from worker.main import WORKFLOW_RUNNER, WORKFLOWS, deployment_config
 
 STORED = sorted(HISTORIES.glob("*.json"))
 
@@ -62,7 +62,15 @@ async def test_stored_history_replays(path):
     assert result.replay_failure is None
 
 
-def test_every_workflow_of_a_versioned_worker_moves_to_the_current_build():
-    """AUTO_UPGRADE: a year-long incident never keeps an old build's workers alive; patched guards the rest."""
-    assert {workflow._Definition.must_from_class(w).versioning_behavior for w in WORKFLOWS} == {
-        VersioningBehavior.AUTO_UPGRADE}
+def test_a_versioned_worker_moves_incidents_to_the_current_build_and_an_unversioned_one_may_run_them():
+    """AUTO_UPGRADE: a year-long incident never keeps an old build's workers alive; patched guards the rest.
+
+    The workflows declare no behaviour of their own: the server refuses one from an unversioned worker.
+    """
+    versioned = Settings(deployment=WorkerDeploymentVersion("amends", "2026.11.25-1"))
+    config = deployment_config(versioned)
+    assert config is not None and config.use_worker_versioning
+    assert config.default_versioning_behavior == VersioningBehavior.AUTO_UPGRADE
+    assert deployment_config(Settings()) is None  # no build id: unversioned
+    assert {workflow._Definition.must_from_class(w).versioning_behavior for w in WORKFLOWS} <= {
+        VersioningBehavior.UNSPECIFIED, None}
