@@ -161,3 +161,10 @@ async def test_the_worker_process_itself_exits_2_without_a_traceback(dev_env):
 def test_booleans_take_the_usual_spellings():
     for value, meant in [("on", True), ("Yes", True), ("1", True), ("off", False), ("no", False), ("0", False)]:
         assert Settings.from_env({"AMENDS_SMTP_STARTTLS": value}).mail.start_tls is meant
+
+
+def test_amends_dev_checks_the_same_rules_before_it_starts_anything(monkeypatch, tmp_path):
+    monkeypatch.setenv("AMENDS_SMTP_STARTTLS", "perhaps")
+    ran = CliRunner().invoke(cli, ["dev", "--data", str(tmp_path)])
+    assert ran.exit_code == 2 and ran.output.startswith("invalid: AMENDS_SMTP_STARTTLS: must be one of"), ran.output
+    assert not (tmp_path / "temporal.db").exists()

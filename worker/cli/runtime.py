@@ -99,8 +99,13 @@ def dev(data_dir: Path, port: int, ui_port: int, stripe_port: int, smtp_port: in
     the webhook receiver, a local credential issuer and the worker. Incidents survive a restart (they
     live in DATA/temporal.db); so do the issuer's keys (DATA/issuer), which `amends token` signs with, and
     the payload key (DATA/codec-keys.toml), which seals every payload and which the CLI finds there."""
+    from worker.config import Settings
     from worker.devserver import DevPorts, run
 
+    try:
+        Settings.from_env()  # the same rules as for `amends worker`, before anything starts
+    except ValueError as err:
+        fail(f"invalid: {err}", EXIT_INVALID)
     out = DevOutput()
     _logging(rich=out.console is not None)
     try:
