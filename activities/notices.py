@@ -50,7 +50,9 @@ class MailSettings(BaseModel):
     port: int = 1025
     username: str | None = None
     password: str | None = None
-    start_tls: bool = False
+    # STARTTLS: True requires it, None uses it if the relay offers it (aiosmtplib's default), False never.
+    start_tls: bool | None = None
+    use_tls: bool = False  # implicit TLS from the first byte (SMTPS, port 465)
     sender: str = "care@example.com"
     company: str = "Amends Demo Co."
     executive: str = "The founders"
@@ -274,6 +276,7 @@ async def send_email(s: MailSettings, notice: Notice) -> str:
             username=s.username,
             password=s.password,
             start_tls=s.start_tls,
+            use_tls=s.use_tls,
             timeout=20,
         )
     except aiosmtplib.SMTPRecipientsRefused as err:

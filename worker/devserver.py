@@ -239,6 +239,8 @@ class DevRuntime:
                             "start_tls": False}
                 ),
                 "webhooks": base.webhooks.model_copy(update={"urls": local_urls(hooks)}),
+                # Unversioned: nobody here makes a build current (docs/deploying-versions.md).
+                "deployment": None,
             }
         )
         from worker.metrics import MetricsBindError, runtime_for

@@ -71,6 +71,8 @@ def _update(spec: StepSpec[Any]) -> Any:
 assert set(REGISTRY) == set(HUMAN_STEPS), set(REGISTRY) ^ set(HUMAN_STEPS)
 
 
+# Versioned workers run it AUTO_UPGRADE (worker.main.deployment_config, docs/deploying-versions.md):
+# declared there, not here, because the server refuses a behaviour from an unversioned worker.
 @workflow.defn(name="IncidentRecovery")
 @with_steps(REGISTRY)
 class IncidentRecovery:
@@ -121,6 +123,8 @@ class IncidentRecovery:
         # that the year is spent on a short history (and on the code of its day).
         await workflow.wait_condition(workflow.all_handlers_finished)
         pb.s.phase = "anniversary"
+        # Under Worker Versioning the anniversary run starts on the deployment's current build: only a
+        # PINNED run's continue-as-new inherits its build, and incidents are AUTO_UPGRADE.
         workflow.continue_as_new(
             ContinuedIncident(state=pb.s), search_attributes=workflow.info().typed_search_attributes,
         )

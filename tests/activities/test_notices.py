@@ -154,3 +154,22 @@ async def test_a_mail_relay_that_stays_down_is_given_up_after_an_hour(settings):
     failed = [e.detail for e in snap.timeline if e.step == "notice_failed"]
     assert failed[0].startswith("apology notice not sent:")
     assert snap.stage == "apologised"
+
+
+async def test_a_relay_that_offers_no_starttls_gets_nothing_when_encryption_is_required(mail_sink):
+    """What `amends worker` uses for a relay on another host (docs/configuration.md): STARTTLS required, so a
+    relay that cannot encrypt (here the plain sink) gets no notice in plain text; the sink's own default,
+    STARTTLS only if offered, delivers."""
+    import aiosmtplib
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.notices import send_email
+
+    strict = MailSettings(host="127.0.0.1", port=mail_sink.port, start_tls=True, company="Acme Outdoor")
+    apology = notice("apology")
+    before = len(mail_sink.messages)
+    with pytest.raises(aiosmtplib.SMTPException, match="STARTTLS"):
+        await ActivityEnvironment().run(send_email, strict, apology)
+    assert len(mail_sink.messages) == before
+    await ActivityEnvironment().run(send_email, strict.model_copy(update={"start_tls": None}), apology)
+    assert len(mail_sink.messages) == before + 1
