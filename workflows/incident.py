@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.guards import Refused, check_table
     from workflows.inputs import IncidentReport
     from workflows.sla import SlaPolicy
-    from workflows.snapshot import Snapshot
+    from workflows.snapshot import Snapshot, StepResult
     from workflows.stages import HUMAN_STEPS, Stage
     from workflows.state import ContinuedIncident, RecoveryState
     from workflows.steps import REGISTRY, StepSpec
@@ -52,14 +52,14 @@ def with_steps(registry: Mapping[str, StepSpec[Any]]) -> Callable[[W], W]:
 
 
 def _update(spec: StepSpec[Any]) -> Any:
-    def handler(self: IncidentRecovery, step: Any) -> Snapshot:
+    def handler(self: IncidentRecovery, step: Any) -> StepResult:
         return self.take(spec, step)
 
     def validator(self: IncidentRecovery, step: Any) -> None:
         self.validate(spec, step)
 
     # The SDK decodes the update's argument by these annotations.
-    handler.__annotations__ = {"step": spec.input, "return": Snapshot}
+    handler.__annotations__ = {"step": spec.input, "return": StepResult}
     validator.__annotations__ = {"step": spec.input, "return": None}
     handler.__name__ = handler.__qualname__ = spec.name
     update = workflow.update(name=spec.name, description=spec.description)(handler)
@@ -198,12 +198,12 @@ class IncidentRecovery:
         except Refused as refused:
             raise ApplicationError(str(refused), type="StepRefused", non_retryable=True) from None
 
-    def take(self, spec: StepSpec[Any], step: Any) -> Snapshot:
+    def take(self, spec: StepSpec[Any], step: Any) -> StepResult:
         # The validator verified the credential; the handler (which replay runs
         # without the validator) reads who acted from its claims, marks it used
         # and drops it, so the token goes no further than the update's input.
         if self._answered():
-            return self.pb.r.snapshot()
+            return self.pb.r.step_result(None)
         update = workflow.current_update_info()
         if update is not None:
             self.pb.s.answered.append(update.id)
@@ -212,8 +212,10 @@ class IncidentRecovery:
             self.pb.s.used_credentials.append(jti)
         step = step.model_copy(update={"by": actor, "credential": None})
         self.pb.advance(spec.name)
+        made = len(self.pb.s.timeline)
         spec.effect(self.pb, step)
-        return self.pb.r.snapshot()
+        # Small whatever the incident's size: a whole snapshot per step made history grow as its square.
+        return self.pb.r.step_result(self.pb.s.timeline[made] if len(self.pb.s.timeline) > made else None)
 
     def _answered(self) -> bool:
         update = workflow.current_update_info()

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from workflows.inputs import Actor, ApprovalLimits, Contact, Role
 from workflows.money import Money
 from workflows.names import name_pattern
-from workflows.snapshot import Deadline, Remedy, RemedyItemState, Snapshot, TimelineEntry
+from workflows.snapshot import Deadline, Remedy, RemedyItemState, Snapshot, StepResult, TimelineEntry
 from workflows.stages import Stage, steps_from
 from workflows.state import RecoveryState
 
@@ -188,6 +188,13 @@ class Recovery:
         entry = TimelineEntry(at=at, step=step, by=by, channel=channel, stage=self.stage, detail=detail)
         self.s.timeline.append(entry)
         return entry
+
+    def step_result(self, entry: TimelineEntry | None) -> StepResult:
+        s = self.s
+        return StepResult(
+            workflow_id=s.workflow_id, stage=s.stage, allowed_steps=self.allowed_now(), deadline=self.deadline,
+            escalation_level=s.escalation_level, entry=entry, remedy=s.remedies[-1].number if s.remedies else None,
+        )
 
     def snapshot(self) -> Snapshot:
         s = self.s
