@@ -68,7 +68,9 @@ async def test_open_apologise_show(cli_env, dev_env, settings, stripe):
     assert any(line.split() == ["Stage", "apologised"] for line in lines)
     assert "customer's needs due in" in shown.out
     timeline = lines[lines.index("Timeline (UTC)") + 1:]
-    assert [line.split()[2] for line in timeline] == ["detected", "apologise"]
+    # The written apology's e-mail may have gone out already: it is recorded when it does.
+    assert [line.split()[2] for line in timeline][:2] == ["detected", "apologise"]
+    assert [line.split()[2] for line in timeline][2:] in ([], ["notice"])
     assert "Priya Shah (agent)" in timeline[1] and "phone" in timeline[1]
     assert "Next steps     record_needs, flag_account" in shown.out
 
