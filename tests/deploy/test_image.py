@@ -118,3 +118,41 @@ def test_the_image_ships_no_test_or_dev_tools(image_venv: Path):
     for module in ("pytest", "localstripe", "aiosmtpd"):
         result = run(image_venv / "bin" / "python", "-c", f"import {module}", cwd=image_venv)
         assert result.returncode != 0, f"{module} is installed in the image"
+
+
+IMAGE_PLATFORMS = ("x86_64", "aarch64")  # linux/amd64 and linux/arm64
+GLIBC_MINOR = 41  # Debian 13 (trixie), the base image's
+
+
+def test_every_locked_package_of_the_image_has_a_wheel_for_its_python_and_platforms():
+    """The image's Python (ARG PYTHON_VERSION) is not the one running these tests: each package it
+    installs has a wheel for it on amd64 and arm64, so building the image compiles nothing."""
+    import tomllib
+
+    from packaging.markers import Marker
+    from packaging.tags import compatible_tags, cpython_tags
+    from packaging.utils import canonicalize_name, parse_wheel_filename
+
+    python = re.search(r"^ARG PYTHON_VERSION=(\d+)\.(\d+)$", DOCKERFILE.read_text(), re.M)
+    assert python
+    py = (int(python.group(1)), int(python.group(2)))
+    exported = run(BIN / "uv", "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", "--no-header",
+                   "--no-annotate", cwd=ROOT)
+    assert exported.returncode == 0, exported.stderr
+    environment = {"python_version": f"{py[0]}.{py[1]}", "python_full_version": f"{py[0]}.{py[1]}.0",
+                   "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
+                   "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+    lock = {canonicalize_name(p["name"]): p for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
+    for arch in IMAGE_PLATFORMS:
+        platforms = [f"manylinux_2_{m}_{arch}" for m in range(GLIBC_MINOR, 16, -1)] + [f"manylinux2014_{arch}",
+                                                                                        f"linux_{arch}"]
+        supported = {*cpython_tags(py, platforms=platforms), *compatible_tags(py, platforms=platforms)}
+        for line in exported.stdout.splitlines():
+            requirement, _, marker = line.partition(" ; ")
+            if not requirement or (marker and not Marker(marker).evaluate({**environment,
+                                                                           "platform_machine": arch})):
+                continue
+            name = canonicalize_name(requirement.split("==")[0])
+            wheels = [parse_wheel_filename(w["url"].rsplit("/", 1)[1])[3] for w in lock[name].get("wheels", [])]
+            assert any(tag in supported for tags in wheels for tag in tags), \
+                f"{requirement}: no wheel for Python {py[0]}.{py[1]} on linux/{arch}"
