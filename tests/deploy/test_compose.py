@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.tools import DEPLOY, check_compose
+from tests.support.deploy import DEPLOY, check_compose
 
 COMPOSE = DEPLOY / "compose.yaml"
 

@@ -6,7 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
-from tests.deploy.tools import BIN, DEPLOY, hadolint
+from tests.support.deploy import BIN, DEPLOY, hadolint
 from worker.metrics import DEV_PORT
 
 DOCKERFILE = DEPLOY / "Dockerfile"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.tools import BIN, DEPLOY, ROOT, run
+from tests.support.deploy import BIN, DEPLOY, ROOT, run
 
 DOCKERFILE = DEPLOY / "Dockerfile"
 
@@ -96,14 +96,15 @@ def test_the_worker_starts_from_the_image_environment(image_venv: Path):
 
 
 def test_the_image_environment_holds_amends_itself_not_the_source_tree(image_venv: Path):
-    result = run(image_venv / "bin" / "python", "-c", "import worker; print(worker.__file__)", cwd=image_venv)
+    # amends is installed (not linked to the source tree), with its SLA policy and notice templates.
+    result = run(image_venv / "bin" / "python", "-c",
+                 "import pathlib, activities, worker; from worker.config import DEFAULT_SLA_POLICY; "
+                 "print(worker.__file__, DEFAULT_SLA_POLICY.is_file(), "
+                 "any(pathlib.Path(activities.__file__).parent.joinpath('templates').iterdir()))", cwd=image_venv)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(str(image_venv)) and "site-packages" in result.stdout
-    # The SLA policy and the notice templates are installed with it.
-    files = run(image_venv / "bin" / "python", "-c",
-                "import worker.config as c, activities, pathlib; print(c.DEFAULT_SLA_POLICY.is_file(), "
-                "any(pathlib.Path(activities.__file__).parent.joinpath('templates').iterdir()))", cwd=image_venv)
-    assert files.stdout.split() == ["True", "True"], files.stderr
+    where, policy, templates = result.stdout.split()
+    assert where.startswith(str(image_venv)) and "site-packages" in where
+    assert (policy, templates) == ("True", "True")
 
 
 def test_the_codec_server_has_what_it_needs_in_the_image(image_venv: Path):

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.tools import DEPLOY, K8S_VERSIONS, KustomizeError, render, validate_k8s
+from tests.support.deploy import DEPLOY, K8S_VERSIONS, KustomizeError, render, validate_k8s
 from worker.config import load_policy
 
 BASE = DEPLOY / "k8s"

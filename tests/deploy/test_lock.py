@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from tests.deploy.tools import BIN, ROOT, run
+from tests.support.deploy import BIN, ROOT, run
 
 
 def uv_lock_check(project: Path):

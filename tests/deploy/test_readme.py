@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.identity import IdentityConfig
 from activities.webhooks import check_secret
-from tests.deploy.tools import BIN, DEPLOY, ROOT, render, run
+from tests.support.deploy import BIN, DEPLOY, ROOT, render, run
 from worker.cli import cli as amends_cli
 from workflows import search
 from workflows.codec import KeyRing
