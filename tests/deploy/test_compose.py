@@ -53,6 +53,9 @@ def test_a_temporal_cluster_as_temporals_samples_run_it():
     for script in ("setup-postgres.sh", "create-namespace.sh"):
         assert (DEPLOY / "temporal" / script).is_file()
     assert s["temporal"]["environment"]["DB"] == "postgres12"
+    # The server's dynamic configuration: each key a list of values, as Temporal reads it.
+    dynamic = yaml.safe_load((DEPLOY / "temporal" / "dynamicconfig.yaml").read_text())
+    assert dynamic["frontend.enableExecuteMultiOperation"] == [{"value": True}]  # update-with-start
 
 
 def test_setup_runs_once_before_two_workers():
@@ -74,6 +77,10 @@ def test_everything_a_service_waits_for_or_mounts_is_declared():
             assert secret in doc["secrets"], f"{name} uses the secret {secret}, which is not declared"
         for config in svc.get("configs", []):
             assert config["source"] in doc["configs"]
+        for volume in svc.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (COMPOSE.parent / source).is_file(), f"{name} mounts {source}, which does not exist"
     assert (COMPOSE.parent / doc["configs"]["sla-policy"]["file"]).is_file()
 
 
