@@ -47,7 +47,8 @@ PRIVATE_WORDS: set[str] = {
     "R0UT1NGKEY",
 } - {CUSTOMER.name}
 # Any address at a test domain: customers', owners' and escalation targets' e-mails.
-TEST_EMAIL = re.compile(r"[\w.+-]+@example\.(?:com|org|net)")
+TEST_DOMAIN = re.compile(r"@example\.(?:com|org|net)\b")
+LOCAL_PART = re.compile(r"[\w.+-]+$")
 # The fields of the public contract that carry a person or free text (workflows/inputs.py).
 PERSONAL_FIELDS = frozenset({
     "name", "email", "phone", "known_as", "staff_involved", "what_happened", "impact", "needs", "note", "reason",
@@ -111,9 +112,20 @@ def plaintext_hits(history_json: str, words: Iterable[str] = ()) -> dict[str, in
     values its own payloads carry, and any e-mail address of a test domain."""
     text = readable(history_json)
     hits = {w: text.count(w) for w in {*words, *PRIVATE_WORDS, *carried(history_json)} if w and w in text}
-    for address in TEST_EMAIL.findall(text):
+    for address in test_emails(text):
         hits[address] = text.count(address)
     return hits
+
+
+def test_emails(text: str) -> set[str]:
+    """Every address at a test domain in ``text`` (found from the domain back: a pattern that starts at every
+    character is quadratic on kilobytes of base64)."""
+    found = set()
+    for at in TEST_DOMAIN.finditer(text):
+        local = LOCAL_PART.search(text, max(0, at.start() - 64), at.start())
+        if local:
+            found.add(local.group() + at.group())
+    return found
 
 
 class Started(Interceptor):
@@ -171,8 +183,11 @@ async def histories(client: Client, runs: Iterable[tuple[str, str | None]]) -> d
 async def assert_sealed(client: Client, runs: Iterable[tuple[str, str | None]], server: str) -> int:
     """Fail, listing the hits, when any history of ``runs`` holds a personal word or secret in plaintext; return
     how many histories were read."""
+    import sys, time; t0 = time.perf_counter()
     found = await histories(client, runs)
+    t1 = time.perf_counter()
     leaks = {run: hits for run, history in found.items() if (hits := plaintext_hits(history))}
     assert not leaks, f"plaintext personal data or secrets in {len(leaks)} of {len(found)} histories on {server}:\n" + \
         "\n".join(f"  {run}: {hits}" for run, hits in sorted(leaks.items()))
+    print(f"SCAN {server}: {len(found)} histories {sum(map(len, found.values()))} bytes fetch {t1-t0:.3f}s scan {time.perf_counter()-t1:.3f}s", file=sys.stderr)
     return len(found)
