@@ -46,7 +46,11 @@ async def start_time_skipping(converter=None) -> WorkflowEnvironment:
         interceptors=[started],
     )
     env.started = started.runs  # type: ignore[attr-defined]
-    await register_search_attributes(env.client)
+    try:
+        await register_search_attributes(env.client)
+    except BaseException:
+        await env.shutdown()
+        raise
     return env
 
 
