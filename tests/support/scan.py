@@ -69,8 +69,8 @@ BASE64_SHORTEST = 10  # a shorter piece of base64 turns up in kilobytes of base6
 
 
 def watch_sink(url: str, secret: str) -> None:
-    """The session's webhook receiver: its URLs and its secret must never be in a history."""
-    PRIVATE_WORDS.update({url, secret})
+    """The session's webhook receiver: its URLs (``url`` and a path) and its secret must never be in a history."""
+    PRIVATE_WORDS.update({f"{url}/", secret})
 
 
 def readable(history: WorkflowHistory) -> str:
