@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.codec import data_converter
+from tests.support.scan import Started, assert_sealed
 from worker.main import build_worker
 from workflows import search
 
@@ -35,17 +36,34 @@ async def register_search_attributes(client: Client) -> None:
     )
 
 
-@contextlib.asynccontextmanager
-async def time_skipping(settings, converter=None):
-    """A time-skipping server of its own, with a worker on ``settings`` (payloads sealed unless ``converter``)."""
+async def start_time_skipping(converter=None) -> WorkflowEnvironment:
+    """A time-skipping server whose client records the workflows it starts (``env.started``: the privacy scan
+    reads their histories, tests/support/scan.py), payloads sealed unless ``converter``."""
+    started = Started()
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server"),
         data_converter=converter or data_converter,
+        interceptors=[started],
     )
+    env.started = started.runs  # type: ignore[attr-defined]
     try:
         await register_search_attributes(env.client)
+    except BaseException:
+        await env.shutdown()
+        raise
+    return env
+
+
+@contextlib.asynccontextmanager
+async def time_skipping(settings, converter=None, scan=True):
+    """A time-skipping server of its own, with a worker on ``settings`` (payloads sealed unless ``converter``).
+    When the test is done, no history on it may hold a personal word or secret in plaintext (unless not ``scan``)."""
+    env = await start_time_skipping(converter)
+    try:
         async with build_worker(env.client, settings):
             yield env
+        if scan:
+            await assert_sealed(env.client, env.started, "a time-skipping server of the test")  # type: ignore[attr-defined]
     finally:
         await env.shutdown()
 
