@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from workflows.inputs import Actor, ApprovalLimits, Contact, Role
 from workflows.money import Money
 from workflows.names import name_pattern
+from workflows.sla import RemedyPolicy
 from workflows.snapshot import Deadline, Remedy, RemedyItemState, Snapshot, StepResult, TimelineEntry
 from workflows.stages import Stage, steps_from
 from workflows.state import RecoveryState
@@ -111,6 +112,11 @@ class Recovery:
 
     def remedy_value(self, remedy: Remedy) -> int:
         return remedy.value(self.paid)
+
+    @property
+    def remedy_policy(self) -> RemedyPolicy:
+        """The worker's remedy policy, recorded when the incident opened."""
+        return self.s.policy.remedies if self.s.policy else RemedyPolicy()
 
     @property
     def limits(self) -> ApprovalLimits:

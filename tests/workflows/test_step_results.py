@@ -4,10 +4,13 @@ in, what may happen next, by when, and the entry the step made. The whole incide
 from __future__ import annotations
 
 import json
+import uuid
 
-from tests.support.factories import AGENT, CUSTOMER, EVERY_STAFF_NAME, report
+from tests.support.factories import AGENT, CUSTOMER, DIRECTOR, EVERY_STAFF_NAME, report
 from tests.support.history import raw_text
 from tests.support.identity import Amends
+from tests.support.steps import assert_refused
+from worker.main import build_worker
 from workflows.client import AmendsClient
 from workflows.inputs import ApologyInput, DeclineInput, NeedsInput, RemedyProposal
 from workflows.snapshot import StepResult
@@ -64,3 +67,28 @@ async def test_update_results_stay_the_same_size_however_many_cycles(ts_env, ts_
     # The twelfth decline's answer is no larger than the first's (give or take a digit), and small.
     assert sizes[-1] <= sizes[3] + 64 and max(sizes) < 2_000, sizes
     assert rep.customer.email not in raw_text(history)
+
+
+async def test_what_can_go_round_in_circles_is_capped_by_the_policy(ts_env, settings):
+    remedies = settings.sla_policy.remedies.model_copy(update={"max_proposals": 3})
+    capped = settings.model_copy(update={
+        "sla_policy": settings.sla_policy.model_copy(update={"remedies": remedies}),
+        "task_queue": f"amends-capped-{uuid.uuid4().hex[:6]}"})
+    async with build_worker(ts_env.client, capped):
+        amends = Amends(ts_env.client, capped.task_queue, env=ts_env)
+        amends.speculative_tasks = False  # type: ignore[attr-defined]  # the time-skipping server writes tasks
+        rep = report("pi_unused")
+        key = rep.incident_key
+        await amends.open_incident(rep)
+        await step(amends, key, "apologise", ApologyInput(by=AGENT))
+        await step(amends, key, "record_needs", NeedsInput(by=AGENT, needs="a tent that works"))
+        for n in range(1, 4):
+            await step(amends, key, "propose_remedy", RemedyProposal(by=AGENT, items=[REDO]))
+            await step(amends, key, "decline_remedy", DeclineInput(by=CUSTOMER, remedy=n, reason="not yet"))
+        refusal = await assert_refused(amends, key, "propose_remedy", RemedyProposal(by=AGENT, items=[REDO]),
+                                       match="propose_remedy refused: taken 3 times in this incident, the most "
+                                             "the policy allows (remedies.max_proposals)")
+        assert "beyond it only a director may" in refusal
+        # The cap stops the circle, not the incident: a director may propose once more.
+        fourth = await step(amends, key, "propose_remedy", RemedyProposal(by=DIRECTOR, items=[REDO]))
+        assert fourth.remedy == 4 and fourth.stage == Stage.NEEDS_GATHERED
