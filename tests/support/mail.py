@@ -50,9 +50,9 @@ def customer_webhooks(hooks) -> list[tuple[str, str]]:
             for hook in hooks if hook.body["data"]["audience"] == "customer"]
 
 
-# Where the template names the care contact on purpose: "goes straight to Olga Brandt (olga@…)" and the
-# signature line. Anywhere else (a redaction missed in the text from inputs) the owner's name still counts.
-_SIGNED = re.compile(rf"{OWNER}(?=\s*\(|\s*$|\s*<)", re.MULTILINE)
+# Where the template names the care contact on purpose: "goes straight to Olga Brandt (owner.…@…)", with
+# the address, and the signature line. Anywhere else (a redaction missed in the text from inputs) the owner's name still counts.
+_SIGNED = re.compile(rf"{OWNER}\s*\([^()\s]+@[^()\s]+\)|{OWNER}(?=\s*$|\s*<)", re.MULTILINE)
 
 
 def unsigned(text: str) -> str:

@@ -27,6 +27,7 @@ import pytest
 from tests.support.cli import BIN, REPO, amends, base_env, open_options, run, signed_in
 from tests.support.factories import AGENT, paid_intent, report
 from tests.support.identity import ISSUER, RING, TEST_ISSUER, Amends
+from tests.support.steps import wait_for
 from worker.cli.fields import to_minor
 from worker.processes import free_port
 from workflows.inputs import Actor, ApologyInput, IncidentReport, Role
@@ -44,6 +45,8 @@ async def apologised(dev_env, dev_worker, settings, stripe) -> str:
     rep = report(await paid_intent(stripe, 8_000))
     await amends_client.open_incident(rep)
     await amends_client.apologise(rep.incident_key, ApologyInput(by=AGENT, channel="phone"))
+    # Settled: the apology's e-mail has gone out and is on the timeline.
+    await wait_for(amends_client, rep.incident_key, lambda s: s.timeline[-1].step == "notice")
     return rep.incident_key
 
 

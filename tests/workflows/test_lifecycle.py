@@ -139,4 +139,8 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
     # The same, with side effects and pages in lanes of their own (workflow.patched("independent-channels")).
     await keep_history(clock_env.client.get_workflow_handle(handle.id, run_id=first_run), "channels_recovery")
     await keep_history(handle, "channels_anniversary")
+    # Notices recorded when sent (workflow.patched("notice-entries")), search attributes upserted only
+    # when they change ("upsert-on-change"), small step results.
+    await keep_history(clock_env.client.get_workflow_handle(handle.id, run_id=first_run), "notice_entries_recovery")
+    await keep_history(handle, "notice_entries_anniversary")
     print(f"\nhistory of one full incident: {await history_length(handle)} events")
