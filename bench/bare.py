@@ -12,6 +12,7 @@ as amends: whatever amends costs above this is amends' own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import activity, workflow
@@ -70,14 +71,16 @@ class BareIncident:
                 await workflow.execute_activity(bare_noop, what, start_to_close_timeout=timedelta(seconds=30))
             if self.stage == FINAL:
                 continue
-            seen = self.steps
             try:
-                await workflow.wait_condition(lambda: self.steps != seen, timeout=STAGE_TIMEOUT)
+                await workflow.wait_condition(self.moved_since(self.steps), timeout=STAGE_TIMEOUT)
             except TimeoutError:
                 pass
         await workflow.sleep(FINAL_SLEEP)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.answer()
+
+    def moved_since(self, seen: int) -> Callable[[], bool]:
+        return lambda: self.steps != seen
 
     def answer(self) -> BareAnswer:
         return BareAnswer(stage=self.stage, steps=self.steps)
