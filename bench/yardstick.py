@@ -537,7 +537,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run (about a minute): 2 rounds, 20 cycles")
     parser.add_argument("--rounds", type=int, help="rounds of every case (default 4; quick 2)")
-    parser.add_argument("--incidents", type=int, help="incidents per case per round (default 40; quick 20)")
+    parser.add_argument("--incidents", type=int, help="incidents per case per round (default 30; quick 20)")
     parser.add_argument("--in-flight", type=int, default=20)
     parser.add_argument("--cycles", type=int, help="propose/decline cycles of the cycles figure (default 100; "
                                                    "quick 20; 0: none)")
@@ -549,7 +549,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sample", type=int, default=3, help="incidents per case whose history is read")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (2 if args.quick else 4)
-    args.incidents = args.incidents or (20 if args.quick else 40)
+    args.incidents = args.incidents or (20 if args.quick else 30)
     args.cycles = args.cycles if args.cycles is not None else (20 if args.quick else 100)
     for n in args.pragmas.split(","):
         if n not in PRAGMAS:
