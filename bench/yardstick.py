@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,7 @@ async def amends_incident(as_: dict[Role, AmendsClient], key: str, payment: str,
              {"kind": "replacement", "description": "a new tent"}]
     for n in range(1, cycles + 1):
         await t(lambda: agent.propose_remedy(key, RemedyProposal(items=items)))
-        await t(lambda n=n: customer.decline_remedy(key, DeclineInput(remedy=n, reason="not enough")))
+        await t(partial(customer.decline_remedy, key, DeclineInput(remedy=n, reason="not enough")))
     await t(lambda: agent.propose_remedy(key, RemedyProposal(items=items)))
     await t(lambda: customer.accept_remedy(key, AcceptInput(remedy=cycles + 1)))
     await t(lambda: agent.confirm_fulfilment(key, FulfilmentConfirmation(item_id=f"remedy-{cycles + 1}/item-2")))
@@ -164,13 +165,13 @@ async def bare_incident(client: Client, task_queue: str, key: str, t: Timed) -> 
         id=f"bare-{key}", task_queue=task_queue)
     await handle.query(BareIncident.snapshot)
     for name in ("apologise", "record_needs", "propose_remedy", "accept_remedy", "confirm_fulfilment"):
-        await t(lambda name=name: handle.execute_update(name, BareStep(note=name), result_type=BareAnswer))
+        await t(partial(handle.execute_update, name, BareStep(note=name), result_type=BareAnswer))
     for _ in range(600):
         if (await handle.query(BareIncident.snapshot)).stage == "fulfilled":
             break
         await asyncio.sleep(0.05)
     for name in ("close", "record_postmortem"):
-        await t(lambda name=name: handle.execute_update(name, BareStep(note=name), result_type=BareAnswer))
+        await t(partial(handle.execute_update, name, BareStep(note=name), result_type=BareAnswer))
 
 
 # ---------------------------------------------------------------- history
@@ -459,13 +460,13 @@ def summarise(site: Site, hist: dict[str, History], cases: tuple[str, ...]) -> d
 def table(site: Site, cases: tuple[str, ...], hist: dict[str, History]) -> None:
     print(f"\n== {site.name} ({', '.join(site.pragmas) or 'stock: rollback journal, synchronous=full'})")
     print(f"  {'case':6} {'inc':>4} {'inc/s':>6} {'cpu ms':>7} {'srv ms':>7} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'events':>6} {'bytes':>8}")
+          f"{'events':>6} {'bytes':>8} {'retries':>7}")
     for c in cases:
         r = site.tallies[c].row()
         h = hist.get(c)
         print(f"  {c:6} {r['incidents']:4.0f} {r['incidents_per_s']:6.2f} {r['cpu_ms_per_incident']:7.1f} "
               f"{r['server_cpu_ms_per_incident']:7.1f} {r['update_p50_ms']:7.1f} {r['update_p99_ms']:7.1f} "
-              f"{h.events if h else '':>6} {h.bytes if h else '':>8}")
+              f"{h.events if h else '':>6} {h.bytes if h else '':>8} {r['update_retries']:7.0f}")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
