@@ -42,6 +42,8 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.converter import DataConverter
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.identity import IdentityConfig
@@ -119,8 +121,8 @@ class Timed:
             try:
                 result = await call()
                 break
-            except WorkflowUpdateRPCTimeoutOrCancelledError as err:
-                if attempt == 19 or "failed state" not in str(err.__cause__):
+            except (WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as err:
+                if attempt == 19 or "failed state" not in f"{err} {err.__cause__}":
                     raise
                 self.retries += 1
                 await asyncio.sleep(0.5)
@@ -209,6 +211,17 @@ async def history_of(client: Client, workflow_id: str) -> History:
 # ---------------------------------------------------------------- one server, its workers and cases
 
 
+async def connect(address: str, converter: DataConverter) -> Client:
+    """A client, once the dev server's frontend says it is healthy (it listens before it is)."""
+    for _ in range(120):
+        try:
+            return await Client.connect(address, data_converter=converter)
+        except RuntimeError:
+            await asyncio.sleep(0.5)
+    return await Client.connect(address, data_converter=converter)
+
+
+
 @dataclass
 class Tally:
     incidents: int = 0
@@ -218,6 +231,7 @@ class Tally:
     stand_in_cpu: float = 0.0
     updates: list[float] = field(default_factory=list)
     retries: int = 0
+    failures: int = 0
     ids: list[str] = field(default_factory=list)
     clients: dict[str, Client] = field(default_factory=dict)
 
@@ -232,6 +246,7 @@ class Tally:
             "update_p50_ms": 1000 * pctl(self.updates, 0.5),
             "update_p99_ms": 1000 * pctl(self.updates, 0.99),
             "update_retries": self.retries,
+            "failed_incidents": self.failures,
         }
 
 
@@ -258,8 +273,8 @@ class Site:
                                                          stderr=asyncio.subprocess.DEVNULL)
         await wait_for_port(self.port, f"the dev server ({self.name})", timeout=60.0)
         address = f"127.0.0.1:{self.port}"
-        sealed = await Client.connect(address, data_converter=encrypted_converter(self.ring))
-        plain = await Client.connect(address, data_converter=data_converter)
+        sealed = await connect(address, encrypted_converter(self.ring))
+        plain = await connect(address, data_converter)
         settings = self.stand_ins.settings
         # A local issuer, as amends dev runs one: every step carries a credential, as in production.
         keys = IssuerKeys(self.data / "issuer").ensure()
@@ -313,9 +328,15 @@ class Site:
         t = Timed()
         keys = [self.key(case) for _ in range(incidents)]
 
+        failed: list[str] = []
+
         async def one(key: str) -> None:
             async with gate:
-                await self.runners[case](key, t)
+                try:
+                    await self.runners[case](key, t)
+                except Exception as err:  # counted and reported; the run goes on
+                    failed.append(key)
+                    print(f"  {case} incident {key} failed: {type(err).__name__}: {err}", flush=True)
 
         assert self.proc is not None
         server0, stand0, cpu0, wall0 = proc_cpu(self.proc.pid), self.stand_ins.cpu(), time.process_time(), \
@@ -325,10 +346,11 @@ class Site:
         tally.cpu += time.process_time() - cpu0
         tally.server_cpu += proc_cpu(self.proc.pid) - server0
         tally.stand_in_cpu += self.stand_ins.cpu() - stand0
-        tally.incidents += incidents
+        tally.incidents += incidents - len(failed)
+        tally.failures += len(failed)
         tally.updates += t.updates
         tally.retries += t.retries
-        tally.ids += [self.workflow_id(case, k) for k in keys]
+        tally.ids += [self.workflow_id(case, k) for k in keys if k not in failed]
 
     async def warm(self, case: str) -> None:
         await self.stand_ins.stock(1 if case == "real" else 0)
@@ -460,13 +482,14 @@ def summarise(site: Site, hist: dict[str, History], cases: tuple[str, ...]) -> d
 def table(site: Site, cases: tuple[str, ...], hist: dict[str, History]) -> None:
     print(f"\n== {site.name} ({', '.join(site.pragmas) or 'stock: rollback journal, synchronous=full'})")
     print(f"  {'case':6} {'inc':>4} {'inc/s':>6} {'cpu ms':>7} {'srv ms':>7} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'events':>6} {'bytes':>8} {'retries':>7}")
+          f"{'events':>6} {'bytes':>8} {'retries':>7} {'failed':>6}")
     for c in cases:
         r = site.tallies[c].row()
         h = hist.get(c)
         print(f"  {c:6} {r['incidents']:4.0f} {r['incidents_per_s']:6.2f} {r['cpu_ms_per_incident']:7.1f} "
               f"{r['server_cpu_ms_per_incident']:7.1f} {r['update_p50_ms']:7.1f} {r['update_p99_ms']:7.1f} "
-              f"{h.events if h else '':>6} {h.bytes if h else '':>8} {r['update_retries']:7.0f}")
+              f"{h.events if h else '':>6} {h.bytes if h else '':>8} {r['update_retries']:7.0f} "
+              f"{r['failed_incidents']:6.0f}")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
