@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -87,11 +87,19 @@ class IncidentRecovery:
             state = RecoveryState(workflow_id=workflow.info().workflow_id, report=incident)
         self.pb = Playbook(state)
         self.delivery = Delivery(self.pb)
+        if isinstance(incident, ContinuedIncident):
+            self.delivery.sent.update(incident.work_orders_sent)
+            self.delivery.cancelled.update(incident.work_orders_cancelled)
         self.anniversary = Anniversary(self.pb, self.delivery)
+        self.continue_when_idle = False
 
     @workflow.run
     async def run(self, incident: IncidentReport | ContinuedIncident) -> Snapshot:
         pb = self.pb
+        if isinstance(incident, ContinuedIncident) and incident.state.phase == "recovery":
+            # Continued in the middle of the recovery: the state is whole, its clock running.
+            pb.independent = workflow.patched("independent-channels")
+            return await self._recover()
         if isinstance(incident, ContinuedIncident):
             pb.independent = workflow.patched("independent-channels")
             await self.anniversary.wait_a_year()
@@ -114,9 +122,18 @@ class IncidentRecovery:
             "load_sla_policy", result_type=SlaPolicy, start_to_close_timeout=timedelta(seconds=10),
         )
         pb.clock.start()
+        return await self._recover()
+
+    async def _recover(self) -> Snapshot:
+        """Walk the playbook to the post-mortem, then continue as new into the year's wait."""
+        pb = self.pb
         while pb.s.stage != Stage.POSTMORTEM_DONE or pb.effects or pb.busy():
             await perform(pb, self.delivery)
             pb.reap()
+            if self._history_long():
+                if self._idle():
+                    self._continue_as_new()
+                self.continue_when_idle = True  # as soon as what is being sent has gone
             if pb.s.stage == Stage.POSTMORTEM_DONE:
                 # What is still being sent finishes in this run, before the year's wait.
                 await workflow.wait_condition(lambda: bool(pb.effects) or not pb.busy())
@@ -126,10 +143,28 @@ class IncidentRecovery:
         # that the year is spent on a short history (and on the code of its day).
         await workflow.wait_condition(workflow.all_handlers_finished)
         pb.s.phase = "anniversary"
-        # Under Worker Versioning the anniversary run starts on the deployment's current build: only a
-        # PINNED run's continue-as-new inherits its build, and incidents are AUTO_UPGRADE.
+        self._continue_as_new()
+
+    def _idle(self) -> bool:
+        pb = self.pb
+        return not pb.effects and not pb.busy() and workflow.all_handlers_finished()
+
+    def _history_long(self) -> bool:
+        """Temporal suggests a fresh run, or this one passed the policy's count of events."""
+        info = workflow.info()
+        policy = self.pb.s.policy
+        most = policy.continue_after_events if policy else SlaPolicy.model_fields["continue_after_events"].default
+        long = info.is_continue_as_new_suggested() or info.get_current_history_length() >= most
+        # Asked only once it is long: runs recorded before never were, and replay as they ran.
+        return long and workflow.patched("continue-mid-recovery")
+
+    def _continue_as_new(self) -> NoReturn:
+        # Under Worker Versioning the next run starts on the deployment's current build: only a PINNED
+        # run's continue-as-new inherits its build, and incidents are AUTO_UPGRADE.
         workflow.continue_as_new(
-            ContinuedIncident(state=pb.s), search_attributes=workflow.info().typed_search_attributes,
+            ContinuedIncident(state=self.pb.s, work_orders_sent=self.delivery.sent,
+                              work_orders_cancelled=sorted(self.delivery.cancelled)),
+            search_attributes=workflow.info().typed_search_attributes,
         )
 
     async def _wait_for_next_step(self) -> None:
@@ -140,9 +175,10 @@ class IncidentRecovery:
         if event is not None and timeout is not None and timeout <= timedelta(0):
             await pb.clock.fire(event)
             return
+        moved = pb.moved_since(seen)
         try:
             await workflow.wait_condition(
-                pb.moved_since(seen),
+                lambda: moved() or (self.continue_when_idle and self._idle()),
                 timeout=timeout,
                 timeout_summary=None if event is None else pb.clock.summary(event),
             )

@@ -239,6 +239,11 @@ class SlaPolicy(Strict):
     targets: dict[str, PageTarget] = Field(default_factory=dict)
     pause_while_waiting_on_customer: bool = True
     remedies: RemedyPolicy = Field(default_factory=RemedyPolicy)
+    continue_after_events: int = Field(
+        default=5_000, ge=100, le=50_000,
+        description="An incident whose run has this many history events goes on in a fresh run carrying its "
+                    "whole state (continue-as-new), as it does when Temporal suggests it: history stays small "
+                    "however many times a remedy is proposed, declined or renegotiated.")
 
 
     def recordable(self) -> SlaPolicy:

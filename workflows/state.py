@@ -51,6 +51,13 @@ class RecoveryState(BaseModel):
 
 
 class ContinuedIncident(Contract):
-    """The input of the incident's second run (continue-as-new); backends never send it."""
+    """The input of the incident's next run (continue-as-new); backends never send it.
+
+    The anniversary run follows the post-mortem (``state.phase == "anniversary"``); a run whose history
+    grew long continues in the middle of the recovery (``"recovery"``), carrying what the run kept in
+    memory too: where each work order went, and which were cancelled.
+    """
 
     state: RecoveryState
+    work_orders_sent: dict[str, str] = Field(default_factory=dict)
+    work_orders_cancelled: list[str] = Field(default_factory=list)

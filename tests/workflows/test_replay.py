@@ -54,6 +54,9 @@ def test_histories_are_stored():
         # Notices on the timeline when sent ("notice-entries"), search attributes upserted when they change
         # ("upsert-on-change"), steps answered with a small result.
         "notice_entries_recovery", "notice_entries_anniversary",
+        # A run grown long continued as new in the middle of the recovery ("continue-mid-recovery"), and
+        # the run it continued into.
+        "continued_mid_recovery", "continued_recovery_run",
     }
 
 

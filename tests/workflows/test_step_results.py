@@ -3,16 +3,25 @@ in, what may happen next, by when, and the entry the step made. The whole incide
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
 from tests.support.factories import AGENT, CUSTOMER, DIRECTOR, EVERY_STAFF_NAME, report
-from tests.support.history import raw_text
+from tests.support.history import keep_history, raw_text
 from tests.support.identity import Amends
-from tests.support.steps import assert_refused
+from tests.support.steps import STEP_INPUTS, assert_refused, wait_for
 from worker.main import build_worker
 from workflows.client import AmendsClient
-from workflows.inputs import ApologyInput, DeclineInput, NeedsInput, RemedyProposal
+from workflows.inputs import (
+    AcceptInput,
+    ApologyInput,
+    CloseInput,
+    DeclineInput,
+    FulfilmentConfirmation,
+    NeedsInput,
+    RemedyProposal,
+)
 from workflows.snapshot import StepResult
 from workflows.stages import Stage
 
@@ -92,3 +101,60 @@ async def test_what_can_go_round_in_circles_is_capped_by_the_policy(ts_env, sett
         # The cap stops the circle, not the incident: a director may propose once more.
         fourth = await step(amends, key, "propose_remedy", RemedyProposal(by=DIRECTOR, items=[REDO]))
         assert fourth.remedy == 4 and fourth.stage == Stage.NEEDS_GATHERED
+
+
+async def test_a_long_run_continues_as_new_mid_recovery_carrying_everything(ts_env, settings):
+    short = settings.model_copy(update={
+        "sla_policy": settings.sla_policy.model_copy(update={"continue_after_events": 100}),
+        "task_queue": f"amends-short-{uuid.uuid4().hex[:6]}"})
+    async with build_worker(ts_env.client, short):
+        amends = Amends(ts_env.client, short.task_queue, env=ts_env)
+        rep = report("pi_unused")
+        key = rep.incident_key
+        handle = amends.handle(key)
+        await amends.open_incident(rep)
+        first_run = (await handle.describe()).run_id
+        await step(amends, key, "apologise", ApologyInput(by=AGENT))
+        await step(amends, key, "record_needs", NeedsInput(by=AGENT, needs="a tent that works"))
+        for n in range(1, 11):
+            await step(amends, key, "propose_remedy", RemedyProposal(by=AGENT, items=[REDO]))
+            await step(amends, key, "decline_remedy", DeclineInput(by=CUSTOMER, remedy=n, reason="not yet"))
+        # Once what is being sent has gone, a fresh run (or more) carried the whole state: every step of every run is on its timeline.
+        for _ in range(100):
+            runs = await run_chain(handle)
+            if len(runs) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert len(runs) >= 2 and runs[-1] == first_run
+        snap = await amends.snapshot(key)
+        assert [e.step for e in snap.timeline].count("decline_remedy") == 10 and snap.phase == "recovery"
+        assert snap.stage == Stage.NEEDS_GATHERED and snap.deadline is not None
+        # And it walks on to the end.
+        await step(amends, key, "propose_remedy", RemedyProposal(by=AGENT, items=[REDO]))
+        await step(amends, key, "accept_remedy", AcceptInput(by=CUSTOMER, channel="email", remedy=11))
+        await step(amends, key, "confirm_fulfilment", FulfilmentConfirmation(by=AGENT, item_id="remedy-11/item-1"))
+        await wait_for(amends, key, lambda s: s.stage == Stage.FULFILLED)
+        await step(amends, key, "close", CloseInput(by=AGENT, summary="a new tent, pitched"))
+        await step(amends, key, "record_postmortem", STEP_INPUTS["record_postmortem"])
+        snap = await wait_for(amends, key, lambda s: s.phase == "anniversary")
+        assert [e.step for e in snap.timeline].count("propose_remedy") == 11
+        chain = await run_chain(handle)
+        await keep_history(ts_env.client.get_workflow_handle(handle.id, run_id=chain[-1]), "continued_mid_recovery")
+        await keep_history(ts_env.client.get_workflow_handle(handle.id, run_id=chain[-2]), "continued_recovery_run")
+        # The runs after it start short (the first went on until what it was sending had gone: the steps
+        # here come back to back).
+        for run_id in (await run_chain(handle))[:-1]:
+            events = [e async for e in ts_env.client.get_workflow_handle(handle.id, run_id=run_id).fetch_history_events()]
+            assert len(events) < 200, (run_id, len(events))
+
+
+async def run_chain(handle) -> list[str]:
+    """The incident's runs, newest first, followed back through each continue-as-new."""
+    runs = [(await handle.describe()).run_id]
+    while True:
+        first = [e async for e in handle._client.get_workflow_handle(handle.id, run_id=runs[-1])
+                 .fetch_history_events()][0]
+        previous = first.workflow_execution_started_event_attributes.continued_execution_run_id
+        if not previous:
+            return runs
+        runs.append(previous)
