@@ -94,10 +94,12 @@ def without_signatures(history):
             continue
         for payload in event.workflow_execution_update_accepted_event_attributes.accepted_request.input.args.payloads:
             step = json.loads(payload.data)
-            if isinstance(step, dict) and isinstance(step.get("credential"), str):
-                header, claims, _signature = step["credential"].split(".")
-                step["credential"] = f"{header}.{claims}."
-                payload.data = json.dumps(step, separators=(",", ":")).encode()
+            # A step's own update, or the first step an opening takes (in its input).
+            for holder in (step, step.get("input")) if isinstance(step, dict) else ():
+                if isinstance(holder, dict) and str(holder.get("credential")).count(".") == 2:
+                    header, claims, _signature = holder["credential"].split(".")
+                    holder["credential"] = f"{header}.{claims}."
+            payload.data = json.dumps(step, separators=(",", ":")).encode()
     return history
 
 
