@@ -157,12 +157,16 @@ async def ts_worker(ts_env, settings):
 
 @pytest_asyncio.fixture(scope="session")
 async def dev_env():
+    """The dev server, with its HTTP API (``env.http_url``) for backends without an SDK."""
+    http_port = free_port()
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
         data_converter=data_converter,
         search_attributes=search.ALL,
         dev_server_log_level="error",
+        dev_server_extra_args=["--http-port", str(http_port)],
     )
+    env.http_url = f"http://127.0.0.1:{http_port}"  # type: ignore[attr-defined]
     yield env
     await env.shutdown()
 
