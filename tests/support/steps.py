@@ -91,7 +91,10 @@ async def assert_refused(amends, key: str, step: str, arg=None, *, match: str) -
     assert after[: len(before)] == before
     added = after[len(before):]
     if amends.speculative_tasks:
-        assert added == []
+        # The dev server rejects on a speculative task that leaves no trace, except for the first update
+        # after an update-with-start open, which it rejects on a workflow task of its own: nothing of the
+        # update is written either way.
+        assert added in ([], ["workflow_task_scheduled", "workflow_task_started", "workflow_task_completed"]), added
     else:
         assert set(added) <= {"workflow_task_scheduled", "workflow_task_started", "workflow_task_completed"}
     assert (await amends.snapshot(key)).model_dump() == snap_before.model_dump()
