@@ -48,6 +48,15 @@ async def history_kinds(handle) -> list[str]:
     return [e.WhichOneof("attributes").removesuffix("_event_attributes") async for e in handle.fetch_history_events()]
 
 
+WORKFLOW_TASK = ["workflow_task_scheduled", "workflow_task_started", "workflow_task_completed"]
+
+
+def unwritten(before: list[str], after: list[str]) -> bool:
+    """Refused updates wrote nothing between ``before`` and ``after``: no event at all, or only the one workflow
+    task the dev server rejects on after an update-with-start open (instead of a speculative one)."""
+    return after in (before, before + WORKFLOW_TASK)
+
+
 async def settled(handle) -> list[str]:
     """Wait until the workflow has no activity in flight and its history stops growing."""
     last: list[str] = []
