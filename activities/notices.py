@@ -50,7 +50,9 @@ class MailSettings(BaseModel):
     port: int = 1025
     username: str | None = None
     password: str | None = None
-    start_tls: bool = False
+    # STARTTLS: True requires it, None uses it if the relay offers it (aiosmtplib's default), False never.
+    start_tls: bool | None = None
+    use_tls: bool = False  # implicit TLS from the first byte (SMTPS, port 465)
     sender: str = "care@example.com"
     company: str = "Amends Demo Co."
     executive: str = "The founders"
@@ -136,6 +138,12 @@ def language(notice: Notice, settings: MailSettings) -> Language:
     return resolve(notice.context.get("locale"), settings.default_locale)
 
 
+def care_contact(notice: Notice, settings: MailSettings) -> Contact:
+    """Who signs a customer notice and receives the customer's reply: the incident's care contact, or the
+    care team (AMENDS_CARE_NAME, AMENDS_CARE_EMAIL)."""
+    return notice.signer or settings.care
+
+
 def render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
     """Subject and body of a notice; a template that cannot render is a permanent failure, never retried."""
     try:
@@ -174,8 +182,10 @@ def _render(notice: Notice, settings: MailSettings) -> tuple[str, str]:
         written = lang.values(context, TEMPLATES, prose, inline)
         context = {k: written[k] if k in written else v if k in VERBATIM else prose(v) for k, v in context.items()}
         template = f"{lang.code}/{notice.kind}.txt"
+    signer = care_contact(notice, settings)
     text = TEMPLATES.get_template(template).render(
-        company=settings.company, executive=settings.executive, **context
+        company=settings.company, executive=settings.executive, signer=signer.signature,
+        reply_to=str(signer.email), **context,
     )
     if matcher is not None:
         leak = next((m for piece in _from_inputs(text) if (m := matcher.search(piece))), None)
@@ -245,6 +255,10 @@ async def send_email(s: MailSettings, notice: Notice) -> str:
     message["From"] = formataddr((s.company, s.sender))
     message["To"] = formataddr((to.name, str(to.email)))
     message["Subject"] = subject
+    if notice.audience == "customer":
+        # A reply reaches a person who looks after the customer, never a no-reply box.
+        signer = care_contact(notice, s)
+        message["Reply-To"] = formataddr((signer.signature, str(signer.email)))
     domain = s.sender.rpartition("@")[2] or "amends"
     local = re.sub(r"[^A-Za-z0-9._-]", ".", notice.message_id)
     message["Message-ID"] = f"<{local}@{domain}>"
@@ -262,6 +276,7 @@ async def send_email(s: MailSettings, notice: Notice) -> str:
             username=s.username,
             password=s.password,
             start_tls=s.start_tls,
+            use_tls=s.use_tls,
             timeout=20,
         )
     except aiosmtplib.SMTPRecipientsRefused as err:

@@ -32,7 +32,7 @@ def report(payment_reference: str, key: str, amount: int = 8_000, currency: str 
         },
         "category": "late_delivery",
         "severity": "high",
-        "what_happened": "Your tent arrived nine days late because the parcel was mislabelled.",
+        "what_happened": "Your tent arrived nine days late because we mislabelled the parcel.",
         "impact": "You left for your trip without it and had to buy another one.",
         "detected_at": datetime.now(UTC),
         "owner": {"name": "Olga Brandt", "email": f"owner.{key}@example.com"},

@@ -31,10 +31,11 @@ from tests.support import codec
 from tests.support.codec import data_converter
 from tests.support.identity import IDENTITY
 from tests.support.mail import assert_no_staff_name, customer_mail, customer_webhooks
+from tests.support.scan import assert_sealed, listed_runs, watch_sink
 from tests.support.servers import (
     BIN,
     WEBHOOK_SECRET,
-    register_search_attributes,
+    start_time_skipping,
     time_skipping,
 )
 from worker import stripe_fake
@@ -103,6 +104,7 @@ async def webhook_sink():
     port = free_port()
     runner, sink = await start_webhook_sink("127.0.0.1", port, WEBHOOK_SECRET)
     sink.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    watch_sink(sink.url, WEBHOOK_SECRET)
     try:
         yield sink
         # After the whole suite: no customer webhook names any member of staff given in any test's input.
@@ -129,13 +131,12 @@ def settings(localstripe_url, mail_sink, webhook_sink) -> Settings:
 
 @pytest_asyncio.fixture(scope="session")
 async def ts_env():
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=data_converter,
-    )
-    await register_search_attributes(env.client)
+    env = await start_time_skipping()
     yield env
-    await env.shutdown()
+    try:  # at the session's end, no history on it holds a personal word or secret in plaintext
+        await assert_sealed(env.client, env.started, "the session's time-skipping server")
+    finally:
+        await env.shutdown()
 
 
 @pytest_asyncio.fixture
@@ -168,7 +169,10 @@ async def dev_env():
     )
     env.http_url = f"http://127.0.0.1:{http_port}"  # type: ignore[attr-defined]
     yield env
-    await env.shutdown()
+    try:  # at the session's end, no history on it holds a personal word or secret in plaintext
+        await assert_sealed(env.client, await listed_runs(env.client), "the session's dev server")
+    finally:
+        await env.shutdown()
 
 
 @pytest_asyncio.fixture(scope="session")

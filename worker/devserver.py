@@ -67,12 +67,12 @@ __all__ = [
 ]
 
 BIN = Path(sys.executable).parent
-# Measured with bench/throughput.py (60 full incidents, 20 in flight, 2 cores):
-# rollback journal 2.40, WAL 2.47, WAL + synchronous=normal 2.36 incidents/s.
-# amends is bound by the worker's CPU, not by SQLite's fsyncs, so the extra
-# risk of synchronous=normal (losing the last commits on power loss) buys
-# nothing; WAL stays because it lets the Web UI read while the server writes.
-SQLITE_PRAGMAS = ("journal_mode=wal",)
+# Re-measured with `python -m bench --pragmas stock,wal,wal-normal` (docs/performance.md): on this disk
+# SQLite's fsyncs bound the dev server again, WAL ran at 2.0x the rollback journal and WAL with
+# synchronous=normal at 3.1x. A killed process loses nothing with either; a power loss may lose the last
+# seconds of commits with synchronous=normal, which `amends dev` (stand-ins only) can afford. A cluster
+# holding real incidents keeps full syncs (deploy/).
+SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 
 
 def progress(text: str) -> str:
@@ -243,6 +243,8 @@ class DevRuntime:
                             "start_tls": False}
                 ),
                 "webhooks": base.webhooks.model_copy(update={"urls": local_urls(hooks)}),
+                # Unversioned: nobody here makes a build current (docs/deploying-versions.md).
+                "deployment": None,
             }
         )
         from worker.metrics import MetricsBindError, runtime_for

@@ -6,7 +6,8 @@ import asyncio
 import logging
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior
+from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.clock import ClockActivities
@@ -15,12 +16,8 @@ from activities.identity import IdentityActivities, verify_first_step
 from activities.notices import NoticeActivities
 from activities.payments import PaymentActivities, stripe_client
 from activities.webhooks import WebhookActivities
-from worker.config import Settings, connect
+from worker.config import Settings, Temporal, connect
 from workflows.incident import IncidentRecovery
-
-
-class MissingSetting(ValueError):
-    """A setting a worker outside ``amends dev`` must have; the message names it."""
 
 
 def activities_for(settings: Settings) -> list:
@@ -59,48 +56,55 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 )
 
 
+# The workflow types a worker runs (and the replay test replays).
+WORKFLOWS = [IncidentRecovery]
+# How a versioned worker's workflows move between builds (docs/deploying-versions.md): each workflow
+# task of an incident runs on the deployment's current build, and so does its anniversary run.
+VERSIONING_BEHAVIOR = VersioningBehavior.AUTO_UPGRADE
+
+
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """Worker Versioning when a build id is configured (docs/deploying-versions.md); None: unversioned.
+
+    The behaviour is the worker's default rather than ``@workflow.defn(versioning_behavior=...)``: the
+    server refuses a workflow task completed with a behaviour by an unversioned worker (``amends dev``,
+    a deployment without a build id), and the SDK sends the annotation whether versioned or not.
+    """
+    if settings.deployment is None:
+        return None
+    return WorkerDeploymentConfig(version=settings.deployment, use_worker_versioning=True,
+                                  default_versioning_behavior=VERSIONING_BEHAVIOR)
+
+
 def build_worker(client: Client, settings: Settings, activities: list | None = None) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[IncidentRecovery],
+        workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
         activities=activities if activities is not None else activities_for(settings),
         # A stopping worker (a deploy, SIGTERM) lets sends in flight finish rather than cut them off.
         graceful_shutdown_timeout=settings.graceful_shutdown,
+        deployment_config=deployment_config(settings),
     )
 
 
-async def run_worker(settings: Settings | None = None, stop: asyncio.Event | None = None) -> None:
-    from worker.metrics import bind_from_env, runtime_for
+async def run_worker(settings: Settings | None = None, stop: asyncio.Event | None = None,
+                     temporal: Temporal | None = None) -> None:
+    """Run ``amends worker``: refuse development defaults (``ConfigError``), connect to ``temporal``, poll."""
+    from worker.metrics import runtime_for
 
     settings = settings or Settings.from_env()
-    if not settings.stripe_configured:
-        raise MissingSetting(
-            "AMENDS_STRIPE_API_KEY is not set: without it refunds and coupons would go to the development "
-            "stand-in (localstripe); set your Stripe key"
-        )
-    if not settings.webhook_secrets_configured:
-        raise MissingSetting(
-            "AMENDS_WEBHOOK_SECRET is not set: webhooks would be signed with the public development secret; set "
-            "it (whsec_ and base64), or each receiver's AMENDS_<RECEIVER>_WEBHOOK_SECRET"
-        )
-    if not settings.care_configured:
-        raise MissingSetting(
-            "AMENDS_CARE_EMAIL is not set: pages for incidents without an owner go to the care contact "
-            "(AMENDS_CARE_EMAIL, and AMENDS_CARE_NAME); set it so that no stalled incident pages nobody"
-        )
-    if settings.identity is None:
-        raise MissingSetting(
-            "AMENDS_IDENTITY is not set: name the identity file (TOML) that lists the issuers whose credentials "
-            "incidents accept; without it every step would be refused (amends dev writes one for its local issuer)"
-        )
-    bind = bind_from_env()
-    client = await connect(runtime=runtime_for(bind))
+    settings.refuse_development_defaults()
+    temporal = temporal or Temporal()
+    client = await connect(temporal.address, temporal.namespace, profile=temporal.profile,
+                           config_file=temporal.config_file, runtime=runtime_for(settings.metrics_bind))
     worker = build_worker(client, settings)
     log = logging.getLogger("amends")
-    if bind:
-        log.info("metrics on http://%s/metrics", bind)
-    log.info("worker polling task queue %r", settings.task_queue)
+    if settings.metrics_bind:
+        log.info("metrics on http://%s/metrics", settings.metrics_bind)
+    if settings.deployment is not None:
+        log.info("worker version %s (Worker Versioning)", settings.deployment.to_canonical_string())
+    log.info("worker polling task queue %r on %s", settings.task_queue, temporal.where())
     async with worker:
         await (stop or asyncio.Event()).wait()

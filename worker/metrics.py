@@ -12,8 +12,6 @@ them on 127.0.0.1:9464 unless told otherwise (``--metrics-port``).
 
 from __future__ import annotations
 
-import os
-
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 ENV = "AMENDS_METRICS_BIND"
@@ -35,11 +33,6 @@ HISTOGRAM_BUCKETS: dict[str, list[float]] = {
 
 class MetricsBindError(ValueError):
     """The metrics endpoint could not be bound: a bad address, or the port is in use."""
-
-
-def bind_from_env(env: dict[str, str] | None = None) -> str | None:
-    e = os.environ if env is None else env
-    return e.get(ENV) or None
 
 
 def prometheus_runtime(bind_address: str) -> Runtime:

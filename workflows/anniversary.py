@@ -107,9 +107,11 @@ class Anniversary:
                 pb.record("gift_withheld", SYSTEM, None, "no anniversary gift: the account is red-flagged")
             else:
                 await self._gift(gift)
-        await self.delivery.notify_customer("anniversary")
+        sent = await self.delivery.notify_customer("anniversary")
         pb.r.anniversary()  # type: ignore[attr-defined]  # the clock's step in the table
-        pb.record("anniversary", CLOCK, "email", "anniversary note sent")
+        failed = not sent and workflow.patched("notice-entries")  # before the patch, "sent" either way
+        pb.record("anniversary", CLOCK, "email",
+                  "anniversary note not sent: handed to the care team" if failed else "anniversary note sent")
         pb.enter_stage()
 
     async def _gift(self, gift: Money) -> None:

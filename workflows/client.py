@@ -26,7 +26,7 @@ from workflows import search
 from workflows.incident import IncidentRecovery
 from workflows.inputs import IncidentReport, Opening, StepInput
 from workflows.signing import Signer, bind
-from workflows.snapshot import Snapshot
+from workflows.snapshot import Snapshot, StepResult
 from workflows.stages import Stage
 from workflows.steps import REGISTRY, StepSpec
 
@@ -151,7 +151,8 @@ class AmendsClient:
             if kind != "UnknownSigningKey" or then is None or name is None:
                 raise _refusal(err) from None
         # The incident is open; its recorded keys predate the credential's: the step alone, as step() sends it.
-        return await self.step(report.incident_key, name, then)
+        await self.step(report.incident_key, name, then)
+        return await self.snapshot(report.incident_key)
 
     def _step_for(self, step: StepInput) -> str:
         names = [name for name, spec in self.steps.items() if type(step) is spec.input]
@@ -162,8 +163,11 @@ class AmendsClient:
     async def snapshot(self, incident_key: str) -> Snapshot:
         return await self.handle(incident_key).query(IncidentRecovery.snapshot)
 
-    async def step(self, incident_key: str, name: str, step: StepInput, update_id: str | None = None) -> Snapshot:
+    async def step(self, incident_key: str, name: str, step: StepInput, update_id: str | None = None) -> StepResult:
         """Take step ``name`` with ``step`` as its input; a refusal raises ``StepRefused`` (nothing written).
+
+        The answer is small (``StepResult``: stage, the steps allowed next, the
+        deadline, the timeline entry made); ``snapshot()`` reads the whole incident.
 
         The step's credential comes from the client's signer unless ``step``
         carries one. A credential signed with a key the incident has not
@@ -187,11 +191,11 @@ class AmendsClient:
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from None
 
-    async def _send(self, incident_key: str, name: str, step: StepInput, update_id: str | None) -> Snapshot:
+    async def _send(self, incident_key: str, name: str, step: StepInput, update_id: str | None) -> StepResult:
         if step.credential is None:
             step = await self.credentialed(incident_key, name, step)
-        result: Snapshot = await self.handle(incident_key).execute_update(name, step, id=update_id,
-                                                                          result_type=Snapshot)
+        result: StepResult = await self.handle(incident_key).execute_update(name, step, id=update_id,
+                                                                            result_type=StepResult)
         return result
 
     async def credentialed(self, incident_key: str, name: str, step: StepInput) -> StepInput:
@@ -210,12 +214,12 @@ class AmendsClient:
                 return None
             raise
 
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Snapshot]]:
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[StepResult]]:
         # Only called for names the class does not have: the registry's steps.
         if name.startswith("_") or name not in self.__dict__.get("steps", REGISTRY):
             raise AttributeError(name)
 
-        async def take(incident_key: str, step: StepInput, update_id: str | None = None) -> Snapshot:
+        async def take(incident_key: str, step: StepInput, update_id: str | None = None) -> StepResult:
             return await self.step(incident_key, name, step, update_id)
 
         take.__name__ = name

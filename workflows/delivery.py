@@ -310,7 +310,9 @@ class Delivery:
         pb.record("crm", SYSTEM, "webhook", detail)
         pb.publish()
 
-    async def notify_customer(self, kind: CustomerNotice) -> None:
+    async def notify_customer(self, kind: CustomerNotice) -> bool:
+        """Send a customer notice by e-mail (and the notices webhook); whether the e-mail went out. The
+        timeline records it when it was sent, or that it failed (then a human takes it over)."""
         pb, s, r = self.pb, self.pb.s, self.pb.r
         remedy = r.agreed if kind == "closing" else (r.proposal or r.agreed)
         agreed = r.agreed
@@ -338,12 +340,14 @@ class Delivery:
             message_id=f"{s.workflow_id}/{kind}/{len(s.timeline)}",
             context=context,
             redact=r.staff_names(),
+            # The anniversary note comes from the executive; its replies go to the care team.
+            signer=r.care_contact() if kind != "anniversary" else None,
         )
         if pb.independent:
-            await self._notify_both(notice, kind)
-            return
+            return await self._notify_both(notice, kind)
         try:
             await call("send_notice", notice, str, NOTICE_OPTIONS, f"{kind} notice to the customer by email")
+            self._sent(kind)
             # The same words for backends that send SMS or in-app messages
             # themselves (skipped when no notices webhook is configured).
             await call("post_notice_webhook", notice, WebhookReceipt, NOTICE_OPTIONS, f"{kind} notice as a webhook")
@@ -355,12 +359,25 @@ class Delivery:
             pb.publish()
             await self.notify_internal("notice_failed", key=f"notice-failed-{kind}-{len(s.timeline)}", notice=kind,
                                        reason=reason)
+            return False
+        return True
 
-    async def _notify_both(self, notice: Notice, kind: CustomerNotice) -> None:
+    def _sent(self, kind: CustomerNotice) -> None:
+        # When it went out, not when it was queued (recorded so since the patch).
+        if workflow.patched("notice-entries"):
+            self.pb.record("notice", SYSTEM, "email", f"{kind} e-mailed to the customer")
+            self.pb.publish()
+
+    async def _notify_both(self, notice: Notice, kind: CustomerNotice) -> bool:
         """The e-mail and the notices webhook, each on its own: one that fails holds back neither."""
         pb = self.pb
+
+        async def send() -> None:
+            await call("send_notice", notice, str, NOTICE_OPTIONS, f"{kind} notice to the customer by email")
+            self._sent(kind)
+
         email, hook = await asyncio.gather(
-            call("send_notice", notice, str, NOTICE_OPTIONS, f"{kind} notice to the customer by email"),
+            send(),
             # The same words for backends that send SMS or in-app messages
             # themselves (skipped when no notices webhook is configured).
             call("post_notice_webhook", notice, WebhookReceipt, NOTICE_OPTIONS, f"{kind} notice as a webhook"),
@@ -380,6 +397,8 @@ class Delivery:
             pb.publish()
             await self.notify_internal("notice_failed", key=f"notice-failed-{kind}-{notice.message_id}",
                                        notice=kind, reason=reason)
+            return False
+        return True
 
     async def notify_internal(self, kind: str, key: str, **context: Any) -> None:
         pb, s = self.pb, self.pb.s

@@ -18,27 +18,30 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+# Every module of the workflow passes through the sandbox, the parts that do the work too: re-imported
+# into every run's sandbox they cost a tenth of the worker's time. They keep no module state and read
+# time, randomness and ids only from ``workflow.*``; the stored histories replayed in CI keep them
+# deterministic.
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from workflows import metrics
+    from workflows.anniversary import Anniversary
     from workflows.converter import explain
     from workflows.credentials import UnknownSigningKey, checksum, verified_actor, verify
+    from workflows.delivery import Delivery
+    from workflows.dispatch import perform
     from workflows.guards import Refused, check_table
     from workflows.inputs import Actor, IncidentReport, Opening, StepInput
+    from workflows.options import SYSTEM
     from workflows.payloads import CredentialCheck, CredentialVerdict
+    from workflows.playbook import Playbook
     from workflows.sla import SlaPolicy
-    from workflows.snapshot import Snapshot
+    from workflows.snapshot import Snapshot, StepResult
     from workflows.stages import AFTER_CLOSURE, HUMAN_STEPS, Stage
     from workflows.state import ContinuedIncident, RecoveryState
     from workflows.steps import REGISTRY, StepSpec
     from workflows.trust import Trust
-
-from workflows.anniversary import Anniversary
-from workflows.delivery import Delivery
-from workflows.dispatch import perform
-from workflows.options import SYSTEM
-from workflows.playbook import Playbook
 
 W = TypeVar("W", bound=type)
 # Key sets are fetched again at most this often per incident (each refresh writes history).
@@ -58,14 +61,14 @@ def with_steps(registry: Mapping[str, StepSpec[Any]]) -> Callable[[W], W]:
 
 
 def _update(spec: StepSpec[Any]) -> Any:
-    def handler(self: IncidentRecovery, step: Any) -> Snapshot:
+    def handler(self: IncidentRecovery, step: Any) -> StepResult:
         return self.take(spec, step)
 
     def validator(self: IncidentRecovery, step: Any) -> None:
         self.validate(spec, step)
 
     # The SDK decodes the update's argument by these annotations.
-    handler.__annotations__ = {"step": spec.input, "return": Snapshot}
+    handler.__annotations__ = {"step": spec.input, "return": StepResult}
     validator.__annotations__ = {"step": spec.input, "return": None}
     handler.__name__ = handler.__qualname__ = spec.name
     update = workflow.update(name=spec.name, description=spec.description)(handler)
@@ -84,6 +87,8 @@ def _verified(verdict: CredentialVerdict) -> Actor:
 assert set(REGISTRY) == set(HUMAN_STEPS), set(REGISTRY) ^ set(HUMAN_STEPS)
 
 
+# Versioned workers run it AUTO_UPGRADE (worker.main.deployment_config, docs/deploying-versions.md):
+# declared there, not here, because the server refuses a behaviour from an unversioned worker.
 @workflow.defn(name="IncidentRecovery")
 @with_steps(REGISTRY)
 class IncidentRecovery:
@@ -142,6 +147,8 @@ class IncidentRecovery:
         # that the year is spent on a short history (and on the code of its day).
         await workflow.wait_condition(workflow.all_handlers_finished)
         pb.s.phase = "anniversary"
+        # Under Worker Versioning the anniversary run starts on the deployment's current build: only a
+        # PINNED run's continue-as-new inherits its build, and incidents are AUTO_UPGRADE.
         workflow.continue_as_new(
             ContinuedIncident(state=pb.s), search_attributes=workflow.info().typed_search_attributes,
         )
@@ -210,11 +217,13 @@ class IncidentRecovery:
                 if first is not None:
                     spec, step = first
                     self.validate(spec, step, verdict=await self._verdict(spec, step))
-                    return self.take(spec, step)
+                    self.take(spec, step)
+                    return self.pb.r.snapshot()
             finally:
                 self.openings_waiting -= 1
         elif first is not None:
-            return self.take(*first)  # the validator verified it, as for the step's own update
+            self.take(*first)  # the validator verified it, as for the step's own update
+        # The opener's answer is the whole incident it made (steps answer with a small result).
         return self.pb.r.snapshot()
 
     @opened.validator
@@ -298,12 +307,12 @@ class IncidentRecovery:
         except Refused as refused:
             raise ApplicationError(str(refused), type="StepRefused", non_retryable=True) from None
 
-    def take(self, spec: StepSpec[Any], step: Any) -> Snapshot:
+    def take(self, spec: StepSpec[Any], step: Any) -> StepResult:
         # The validator verified the credential; the handler (which replay runs
         # without the validator) reads who acted from its claims, marks it used
         # and drops it, so the token goes no further than the update's input.
         if self._answered():
-            return self.pb.r.snapshot()
+            return self.pb.r.step_result(None)
         update = workflow.current_update_info()
         if update is not None:
             self.pb.s.answered.append(update.id)
@@ -312,8 +321,10 @@ class IncidentRecovery:
             self.pb.s.used_credentials.append(jti)
         step = step.model_copy(update={"by": actor, "credential": None})
         self.pb.advance(spec.name)
+        made = len(self.pb.s.timeline)
         spec.effect(self.pb, step)
-        return self.pb.r.snapshot()
+        # Small whatever the incident's size: a whole snapshot per step made history grow as its square.
+        return self.pb.r.step_result(self.pb.s.timeline[made] if len(self.pb.s.timeline) > made else None)
 
     def _answered(self) -> bool:
         update = workflow.current_update_info()

@@ -74,6 +74,13 @@ class Order(Contract):
 class Contact(Contract):
     name: Line
     email: EmailStr
+    known_as: ShortLine | None = Field(
+        default=None, description="The name this person uses with customers (e.g. 'Sam from customer care'); "
+                                  "an incident's owner signs its notices with it.")
+
+    @property
+    def signature(self) -> str:
+        return self.known_as or self.name
 
 
 class ApprovalLimits(Contract):

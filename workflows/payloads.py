@@ -51,6 +51,9 @@ class Notice(BaseModel):
     message_id: str = Field(description="Stable per incident and notice, so a retried send is recognisable.")
     context: dict[str, Any]
     redact: list[str] = Field(default_factory=list, description="Names that must not reach a customer.")
+    signer: Contact | None = Field(
+        default=None, description="Who signs a customer notice and receives the reply: the incident's care "
+                                  "contact; None: the worker's care team.")
 
 
 class RefundRequest(BaseModel):

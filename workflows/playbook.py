@@ -145,5 +145,10 @@ class Playbook:
         s = self.s
         self.changes += 1
         attrs = search.values(s.report, s.stage, s.escalation_level, s.red_flagged, s.clock.due_at if s.clock else None)
-        workflow.upsert_search_attributes([k.value_unset() if v is None else k.value_set(v) for k, v in attrs])
-        workflow.set_current_details(current_details(self.r.snapshot(), self.now()))
+        if workflow.patched("upsert-on-change"):
+            # Only what changed: most changes move none of them (the SDK keeps what the run holds).
+            held = workflow.info().typed_search_attributes
+            attrs = [(k, v) for k, v in attrs if held.get(k) != v]
+        if attrs:
+            workflow.upsert_search_attributes([k.value_unset() if v is None else k.value_set(v) for k, v in attrs])
+        workflow.set_current_details(current_details(self.r, self.now()))

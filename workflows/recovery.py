@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from workflows.inputs import Actor, ApprovalLimits, Role
+from workflows.inputs import Actor, ApprovalLimits, Contact, Role
 from workflows.money import Money
-from workflows.snapshot import Deadline, Remedy, RemedyItemState, Snapshot, TimelineEntry
+from workflows.names import name_pattern
+from workflows.sla import RemedyPolicy
+from workflows.snapshot import Deadline, Remedy, RemedyItemState, Snapshot, StepResult, TimelineEntry
 from workflows.stages import Stage, steps_from
 from workflows.state import RecoveryState
 
@@ -85,17 +87,36 @@ class Recovery:
         return len({e.stage for e in self.s.timeline if e.step == "escalate"})
 
     def staff_names(self) -> list[str]:
-        """Every person's name that must never reach the customer."""
+        """Every person's name that must never reach the customer in the text from inputs: the people
+        involved, everyone who took a step (approvers included), the owner and the preventive actions' owners."""
         report = self.s.report
         names = set(report.staff_involved)
         names.update(e.by.name for e in self.s.timeline if e.by.role not in (Role.CUSTOMER, Role.SYSTEM))
+        names.update(a.owner.name for a in self.s.actions)
         if report.owner:
             names.add(report.owner.name)
         names.discard(report.customer.name)
         return sorted(names)
 
+    def care_contact(self) -> Contact | None:
+        """Who signs the customer's notices and takes their replies: the owner, unless the owner was among
+        the people involved in the failure (then, as with no owner, the care team: None)."""
+        owner = self.s.report.owner
+        if owner is None:
+            return None
+        # Full names only: an owner who merely shares a given name with someone involved still signs.
+        involved = name_pattern(self.s.report.staff_involved, min_part=10**6)
+        if involved is not None and any(involved.search(n) for n in (owner.name, owner.signature)):
+            return None
+        return owner
+
     def remedy_value(self, remedy: Remedy) -> int:
         return remedy.value(self.paid)
+
+    @property
+    def remedy_policy(self) -> RemedyPolicy:
+        """The worker's remedy policy, recorded when the incident opened."""
+        return self.s.policy.remedies if self.s.policy else RemedyPolicy()
 
     @property
     def limits(self) -> ApprovalLimits:
@@ -173,6 +194,13 @@ class Recovery:
         entry = TimelineEntry(at=at, step=step, by=by, channel=channel, stage=self.stage, detail=detail)
         self.s.timeline.append(entry)
         return entry
+
+    def step_result(self, entry: TimelineEntry | None) -> StepResult:
+        s = self.s
+        return StepResult(
+            workflow_id=s.workflow_id, stage=s.stage, allowed_steps=self.allowed_now(), deadline=self.deadline,
+            escalation_level=s.escalation_level, entry=entry, remedy=s.remedies[-1].number if s.remedies else None,
+        )
 
     def snapshot(self) -> Snapshot:
         s = self.s

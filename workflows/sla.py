@@ -216,6 +216,11 @@ class RemedyPolicy(Strict):
     """What may be promised without a higher role, set by the company (never by the report that opens an incident)."""
 
     approval_limits: ApprovalLimits = Field(default_factory=ApprovalLimits)
+    # What can go round in circles is capped: each turn adds to the incident's history, and a customer who
+    # has turned down twenty offers needs a person to call them, not a twenty-first e-mail.
+    max_proposals: int = Field(default=20, ge=1, le=500, description="Remedies one incident may have proposed.")
+    max_renegotiations: int = Field(default=5, ge=0, le=100, description="Times an agreed remedy may be reopened.")
+    max_needs: int = Field(default=50, ge=1, le=500, description="Needs one incident may record.")
     goodwill_multiple: float = Field(
         default=1.0, ge=0, le=100,
         description="Coupons, waived balances, gifts and split shares of one incident together may reach this "

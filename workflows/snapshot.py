@@ -143,3 +143,19 @@ class Snapshot(BaseModel):
     breaches: int = Field(default=0, description="Stages whose deadline was missed.")
     sla_ready: bool = Field(default=False, description="The SLA policy is loaded and the clocks are set.")
     phase: Literal["recovery", "anniversary"] = "recovery"
+
+
+class StepResult(BaseModel):
+    """What a step's update returns: what its caller needs next, the same few hundred bytes however long
+    the incident has run (the ``snapshot`` query is the whole view, for those allowed to read it)."""
+
+    workflow_id: str
+    stage: Stage
+    allowed_steps: list[str] = Field(description="The steps the transition table allows from here.")
+    deadline: Deadline | None = None
+    escalation_level: int = 0
+    entry: TimelineEntry | None = Field(
+        default=None, description="The timeline entry the step made; None when the update repeats a step "
+                                  "already taken (its answer then is the incident as it stands).")
+    remedy: int | None = Field(default=None, description="The number of the latest remedy, to approve, accept or "
+                                                         "decline it by.")

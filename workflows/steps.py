@@ -28,6 +28,7 @@ from workflows.formatting import a, money
 from workflows.guards import Refused, check_money
 from workflows.inputs import (
     AcceptInput,
+    Actor,
     ApologyInput,
     ApprovalInput,
     CloseInput,
@@ -141,6 +142,28 @@ def _declinable(r: Recovery, step: DeclineInput, now: datetime) -> None:
     _decided(r, step)
 
 
+def _capped(r: Recovery, actor: Actor, step: str, taken: int, most: int, setting: str) -> None:
+    # Past the cap a director decides: the circle stops without wedging the incident.
+    if taken >= most and actor.role != Role.DIRECTOR:
+        raise Refused(f"{step} refused: taken {taken} times in this incident, the most the policy allows "
+                      f"(remedies.{setting}); beyond it only a director may, after talking it through with "
+                      f"the customer")
+
+
+def _proposable(r: Recovery, step: RemedyProposal, now: datetime) -> None:
+    _capped(r, step.actor, "propose_remedy", len(r.s.remedies), r.remedy_policy.max_proposals, "max_proposals")
+    check_money(r, list(step.items), "items")
+
+
+def _renegotiable(r: Recovery, step: RenegotiateInput, now: datetime) -> None:
+    taken = sum(1 for remedy in r.s.remedies if remedy.status == "renegotiated")
+    _capped(r, step.actor, "renegotiate", taken, r.remedy_policy.max_renegotiations, "max_renegotiations")
+
+
+def _needs_room(r: Recovery, step: NeedsInput, now: datetime) -> None:
+    _capped(r, step.actor, "record_needs", len(r.s.needs), r.remedy_policy.max_needs, "max_needs")
+
+
 def _confirmable(r: Recovery, step: FulfilmentConfirmation, now: datetime) -> None:
     agreed = r.agreed
     assert agreed is not None
@@ -200,7 +223,9 @@ def _not_flagged(r: Recovery, step: FlagInput, now: datetime) -> None:
 def _apologise(pb: Playbook, step: ApologyInput) -> None:
     metrics.apologised(pb.s.report, pb.now() - pb.s.report.detected_at)
     pb.queue(NotifyCustomer("apology"))
-    pb.recorded(step, "apology sent to the customer")
+    # The written apology is recorded when it goes out ("notice"); before the patch this said it was sent.
+    pb.recorded(step, "apologised; the written apology follows by e-mail" if workflow.patched("notice-entries")
+                else "apology sent to the customer")
 
 
 def _record_needs(pb: Playbook, step: NeedsInput) -> None:
@@ -332,11 +357,10 @@ _SPECS: tuple[StepSpec[Any], ...] = (
     StepSpec("apologise", ApologyInput, "Apologise to the customer, first and fast; sends the apology notice.",
              _apologise, cli=Cli("apologise")),
     StepSpec("record_needs", NeedsInput, "Record what the customer needs, in their own words.",
-             _record_needs, cli=Cli("needs")),
+             _record_needs, _needs_room, Cli("needs")),
     StepSpec("propose_remedy", RemedyProposal,
              "Propose a remedy (refunds, redo, replacement, upgrade); sends the proposal notice.",
-             _propose_remedy, lambda r, step, now: check_money(r, list(step.items), "items"),
-             Cli("propose", custom=True)),
+             _propose_remedy, _proposable, Cli("propose", custom=True)),
     StepSpec("approve_remedy", ApprovalInput, "Approve the pending remedy, within the approver's role limit.",
              _approve_remedy, _approvable, Cli("approve", amounts=("total",))),
     StepSpec("accept_remedy", AcceptInput, "The customer accepts the proposed remedy; delivery starts.",
@@ -347,7 +371,7 @@ _SPECS: tuple[StepSpec[Any], ...] = (
              "Confirm that a manual item (redo, replacement, upgrade) was delivered.",
              _confirm_fulfilment, _confirmable, Cli("confirm", arguments=("item_id",))),
     StepSpec("renegotiate", RenegotiateInput, "The agreed remedy cannot be delivered: go back and agree another.",
-             _renegotiate, cli=Cli("renegotiate")),
+             _renegotiate, _renegotiable, Cli("renegotiate")),
     StepSpec("close", CloseInput, "Close the incident: tell the customer what was done, apologise once more.",
              _close, cli=Cli("close")),
     StepSpec("record_postmortem", PostmortemInput,

@@ -8,9 +8,9 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.notices import MailSettings, render
-from tests.support.factories import AGENT, EVERY_STAFF_NAME, report
+from tests.support.factories import AGENT, EVERY_STAFF_NAME, OWNER, STAFF_AT_FAULT, report
 from tests.support.identity import Amends
-from tests.support.mail import mail_to, text_of
+from tests.support.mail import mail_to, text_of, unsigned
 from tests.support.servers import time_skipping
 from tests.support.steps import wait_for
 from worker.processes import free_port
@@ -76,9 +76,33 @@ async def test_the_apology_reaches_the_customer_and_names_no_staff(ts_env, ts_wo
     assert apology["Subject"] == f"We are sorry about your order {rep.order.order_id}"
     body = text_of(apology)
     assert rep.what_happened in body and rep.impact in body
+    # Signed by the owner, who takes the reply; no one else of staff is named.
+    assert " ".join(body.split()).endswith(
+        f"it goes straight to {OWNER} ({rep.owner.email}), who is looking after this for you. "
+        f"With our apologies, {OWNER} Acme Outdoor")
+    assert apology["Reply-To"].addresses[0].addr_spec == rep.owner.email
     for name in EVERY_STAFF_NAME:
         for part in name.split():
-            assert part not in body and part not in apology["Subject"]
+            assert part not in unsigned(body) and part not in apology["Subject"]
+    # The timeline says it was sent once it was, not when the agent's step queued it.
+    snap = await wait_for(amends, rep.incident_key, lambda s: s.timeline[-1].step == "notice")
+    apologised, sent = snap.timeline[-2:]
+    assert apologised.step == "apologise" and apologised.detail == "apologised; the written apology follows by e-mail"
+    assert sent.detail == "apology e-mailed to the customer" and sent.channel == "email"
+
+
+async def test_with_the_owner_among_the_people_involved_the_care_team_signs(ts_env, ts_worker, settings, mail_sink):
+    amends = Amends(ts_env.client, settings.task_queue)
+    rep = report("pi_unused", staff_involved=[*STAFF_AT_FAULT, "Brandt, Olga"])
+    await amends.open_incident(rep)
+    await amends.apologise(rep.incident_key, ApologyInput(by=AGENT, channel="phone"))
+    [apology] = await mail_to(mail_sink, rep.customer.email, "apology")
+    body = " ".join(text_of(apology).split())
+    care = settings.mail.care
+    assert f"it goes straight to {care.name} ({care.email})" in body
+    assert body.endswith(f"{care.name} Acme Outdoor")
+    assert apology["Reply-To"].addresses[0].addr_spec == care.email
+    assert "Olga" not in body and "Brandt" not in body
 
 
 async def test_a_notice_that_cannot_be_sent_hands_the_incident_to_a_human(ts_env, settings, mail_sink, monkeypatch):
@@ -110,6 +134,7 @@ async def test_a_notice_that_cannot_be_sent_hands_the_incident_to_a_human(ts_env
     assert snap.stage == "apologised"  # the incident lives on
     assert mail_sink.to(rep.customer.email) == []
     assert page["X-Amends-Notice"] == "notice_failed"
+    assert "notice" not in [e.step for e in snap.timeline]  # never said to be sent
 
 
 async def test_a_mail_relay_that_stays_down_is_given_up_after_an_hour(settings):
@@ -129,3 +154,22 @@ async def test_a_mail_relay_that_stays_down_is_given_up_after_an_hour(settings):
     failed = [e.detail for e in snap.timeline if e.step == "notice_failed"]
     assert failed[0].startswith("apology notice not sent:")
     assert snap.stage == "apologised"
+
+
+async def test_a_relay_that_offers_no_starttls_gets_nothing_when_encryption_is_required(mail_sink):
+    """What `amends worker` uses for a relay on another host (docs/configuration.md): STARTTLS required, so a
+    relay that cannot encrypt (here the plain sink) gets no notice in plain text; the sink's own default,
+    STARTTLS only if offered, delivers."""
+    import aiosmtplib
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.notices import send_email
+
+    strict = MailSettings(host="127.0.0.1", port=mail_sink.port, start_tls=True, company="Acme Outdoor")
+    apology = notice("apology")
+    before = len(mail_sink.messages)
+    with pytest.raises(aiosmtplib.SMTPException, match="STARTTLS"):
+        await ActivityEnvironment().run(send_email, strict, apology)
+    assert len(mail_sink.messages) == before
+    await ActivityEnvironment().run(send_email, strict.model_copy(update={"start_tls": None}), apology)
+    assert len(mail_sink.messages) == before + 1

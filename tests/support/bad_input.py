@@ -10,6 +10,7 @@ missing or an extra field.
 
 from __future__ import annotations
 
+import functools
 import json
 import string
 from typing import Any
@@ -21,8 +22,13 @@ from workflows.schema import schema_files
 Json = Any
 
 
+@functools.cache
+def _schema_text(name: str) -> str:
+    return schema_files()[f"{name}.schema.json"]  # every schema is generated anew: once per input is enough
+
+
 def schema(name: str) -> dict[str, Any]:
-    return json.loads(schema_files()[f"{name}.schema.json"])
+    return json.loads(_schema_text(name))  # a fresh copy: a draw may change it
 
 
 def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:

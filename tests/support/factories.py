@@ -17,8 +17,9 @@ STAFF_AT_FAULT = ["Kevin Lomax", "Rita Moreno"]
 STAFF_WORLDWIDE = ["Jonas Strauß", "Lomax, Kevin", "Siobhán O'Brien", "Zoë Adams"]
 # Staff whose given names are everyday words: matched only where they stand as names.
 STAFF_ORDINARY = ["May Chen", "Will Turner"]
-EVERY_STAFF_NAME = STAFF_AT_FAULT + STAFF_WORLDWIDE + STAFF_ORDINARY + [
-    AGENT.name, MANAGER.name, DIRECTOR.name, "Olga Brandt"]
+# The incident's owner: the one member of staff a customer notice names, as its signature.
+OWNER = "Olga Brandt"
+EVERY_STAFF_NAME = STAFF_AT_FAULT + STAFF_WORLDWIDE + STAFF_ORDINARY + [AGENT.name, MANAGER.name, DIRECTOR.name, OWNER]
 
 # A remedy's description is free text from an agent: the notices redact a staff name in it.
 REDO = {"kind": "redo", "description": "Rita Moreno pitches the tent for you on site"}
@@ -62,7 +63,7 @@ def report(
         "what_happened": "Your tent arrived nine days late because the parcel was mislabelled.",
         "impact": "You left for your trip without it and had to buy another one.",
         "detected_at": datetime.now(UTC),
-        "owner": {"name": "Olga Brandt", "email": f"owner.{key}@example.com"},
+        "owner": {"name": OWNER, "email": f"owner.{key}@example.com"},
         "staff_involved": STAFF_AT_FAULT,
     }
     data.update(overrides)

@@ -11,12 +11,16 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+from datetime import timedelta
 from pathlib import Path
+
+from temporalio.service import RPCError
 
 from activities.identity import IdentityConfig
 from worker.issuer import Issuer, KeyRing, identity_toml
 from workflows.client import AmendsClient, workflow_id
 from workflows.inputs import StepInput
+from workflows.snapshot import Snapshot
 
 ISSUER = "https://login.amends.test"
 DIRECTORY = Path(tempfile.mkdtemp(prefix="amends-test-issuer-"))
@@ -45,6 +49,22 @@ class Amends(AmendsClient):
     def __init__(self, *args, env=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.env = env
+
+    async def step(self, incident_key: str, name: str, step: StepInput,  # type: ignore[override]
+                   update_id: str | None = None) -> Snapshot:
+        """The step, then the whole incident as it stands after it: tests read the state a step left. The
+        step's own small answer (``StepResult``) is what ``AmendsClient.step`` returns, and is checked in
+        tests/workflows/test_step_results.py."""
+        await super().step(incident_key, name, step, update_id)
+        for _ in range(20):
+            try:
+                # Short: a query that lands just as the incident continues as new can hang on the
+                # time-skipping server; the next one is answered.
+                return await self.handle(incident_key).query("snapshot", result_type=Snapshot,
+                                                             rpc_timeout=timedelta(seconds=5))
+            except RPCError:
+                continue
+        return await self.snapshot(incident_key)
 
     async def credentialed(self, incident_key: str, name: str, step: StepInput) -> StepInput:
         if self.signer is not None:

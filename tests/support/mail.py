@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 
-from tests.support.factories import EVERY_STAFF_NAME
+from tests.support.factories import EVERY_STAFF_NAME, OWNER
 from workflows.names import NameMatcher
 
 CUSTOMER_NOTICES = {"apology", "proposal", "confirmation", "closing", "anniversary"}
@@ -49,6 +50,15 @@ def customer_webhooks(hooks) -> list[tuple[str, str]]:
             for hook in hooks if hook.body["data"]["audience"] == "customer"]
 
 
+# Where the template names the care contact on purpose: "goes straight to Olga Brandt (owner.…@…)", with
+# the address, and the signature line. Anywhere else (a redaction missed in the text from inputs) the owner's name still counts.
+_SIGNED = re.compile(rf"{OWNER}\s*\([^()\s]+@[^()\s]+\)|{OWNER}(?=\s*$|\s*<)", re.MULTILINE)
+
+
+def unsigned(text: str) -> str:
+    return _SIGNED.sub("", text)
+
+
 def assert_no_staff_name(texts: list[tuple[str, str]]) -> None:
     """No customer notice names any member of staff given in any test's input.
 
@@ -58,5 +68,5 @@ def assert_no_staff_name(texts: list[tuple[str, str]]) -> None:
     a name that is also an everyday word only where it stands as a name.
     """
     matcher = NameMatcher(EVERY_STAFF_NAME, min_part=2)
-    leaks = [(where, m.text) for where, text in texts for m in matcher.finditer(text)]
+    leaks = [(where, m.text) for where, text in texts for m in matcher.finditer(unsigned(text))]
     assert not leaks, f"staff names reached customers: {leaks[:5]}"

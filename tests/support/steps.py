@@ -101,6 +101,11 @@ async def assert_refused(amends, key: str, step: str, arg=None, *, match: str) -
     return str(refused.value)
 
 
+def last_entry(snap):
+    """The timeline's last entry, leaving out the records of notices going out (they land when the mail does)."""
+    return next(e for e in reversed(snap.timeline) if e.step != "notice")
+
+
 async def wait_for(amends, key, predicate, tries: int = 200):
     snap = None
     for _ in range(tries):

@@ -8,12 +8,14 @@ would let the UI break unseen.
 
 The session's ``dev_env`` serves no UI, so these tests start a dev server of
 their own with the UI on a free port, amends' search attributes, and an
-amends worker.
+amends worker: one whose UI reads payloads through the codec server, and one
+(for one test) started without it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -25,6 +27,7 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.codec import CODEC_TOKEN, data_converter
+from tests.support.scan import assert_sealed, listed_runs
 from worker.main import build_worker
 from worker.processes import free_port
 from workflows import search
@@ -104,12 +107,11 @@ async def browser(chromium):
         await browser.close()
 
 
-@pytest_asyncio.fixture(scope="module")
-async def ui_env(settings, codec_server):
-    """A dev server with its Web UI on a free port, amends' search attributes and an amends worker; the UI
-    reads payloads through the session's codec server, as `amends dev` sets it up."""
-    ui_port = free_port()
-    codec_server.origins.add(f"http://127.0.0.1:{ui_port}")
+@contextlib.asynccontextmanager
+async def dev_server_with_ui(settings, *extra_args: str, ui_port: int | None = None):
+    """A dev server with its Web UI on a free port, amends' search attributes and an amends worker; at its end,
+    no history on it holds a personal word or secret in plaintext (tests/support/scan.py)."""
+    ui_port = ui_port or free_port()
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
         data_converter=data_converter,
@@ -117,7 +119,7 @@ async def ui_env(settings, codec_server):
         ui=True,
         ui_port=ui_port,
         dev_server_log_level="error",
-        dev_server_extra_args=["--ui-codec-endpoint", f"{codec_server.url}/{CODEC_TOKEN}"],
+        dev_server_extra_args=list(extra_args),
     )
     env.ui_url = f"http://127.0.0.1:{ui_port}"  # type: ignore[attr-defined]
     try:
@@ -134,8 +136,27 @@ async def ui_env(settings, codec_server):
                 raise AssertionError(f"the Temporal Web UI never answered on port {ui_port}")
         async with build_worker(env.client, settings):
             yield env
+        await assert_sealed(env.client, await listed_runs(env.client), "the dev server of the browser tests")
     finally:
         await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def ui_env(settings, codec_server):
+    """The Web UI reading payloads through the session's codec server, as `amends dev` sets it up."""
+    ui_port = free_port()
+    codec_server.origins.add(f"http://127.0.0.1:{ui_port}")
+    async with dev_server_with_ui(settings, "--ui-codec-endpoint", f"{codec_server.url}/{CODEC_TOKEN}",
+                                  ui_port=ui_port) as env:
+        yield env
+
+
+@pytest_asyncio.fixture
+async def ui_env_without_codec(settings):
+    """The Web UI of a dev server started without ``--ui-codec-endpoint``: what anyone without the codec server
+    sees."""
+    async with dev_server_with_ui(settings) as env:
+        yield env
 
 
 @pytest.fixture(scope="session")

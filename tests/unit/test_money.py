@@ -22,6 +22,7 @@ from tests.support.states import (
 from workflows.guards import Refused
 from workflows.inputs import AcceptInput, RemedyProposal
 from workflows.money import MAX_MINOR_UNITS, THREE_DECIMAL, ZERO_DECIMAL, Money, exponent, format_money
+from workflows.sla import RemedyPolicy
 from workflows.stages import Stage
 
 CURRENCIES = sorted(ZERO_DECIMAL | THREE_DECIMAL | {"USD", "EUR", "GBP", "CHF", "SEK"})
@@ -83,7 +84,7 @@ ROUNDS = st.lists(
         st.booleans(),  # the others fail (or stay pending and are cancelled)
     ),
     min_size=1,
-    max_size=8,
+    max_size=RemedyPolicy().max_renegotiations + 1,  # as many renegotiations as the policy allows
 )
 
 

@@ -37,7 +37,8 @@ def test_every_template_exists_in_every_language(language):
 
 def test_every_customer_notice_has_a_template():
     for language in LANGUAGES:
-        assert {f"{kind}.txt" for kind in get_args(CustomerNotice)} | {ITEMS} == files(language), language
+        # Besides the notices: the remedy items' words, and the paragraph naming who takes the reply.
+        assert {f"{kind}.txt" for kind in get_args(CustomerNotice)} | {ITEMS, "_reply.txt"} == files(language), language
 
 
 @pytest.mark.parametrize("language", sorted(LANGUAGES - {BASE}))

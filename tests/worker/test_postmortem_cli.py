@@ -17,6 +17,7 @@ import pytest
 from tests.support.cli import amends, open_options, signed_in
 from tests.support.factories import AGENT, CUSTOMER, MANAGER, report
 from tests.support.identity import Amends
+from tests.support.steps import wait_for
 from worker.reporting import (
     NO_ROOT_CAUSE,
     NoPostmortem,
@@ -68,6 +69,8 @@ async def closed_by_client(client: AmendsClient, **overrides) -> str:
     await client.accept_remedy(key, AcceptInput(by=CUSTOMER, remedy=1))
     await client.confirm_fulfilment(key, FulfilmentConfirmation(by=AGENT, item_id="remedy-1/item-1"))
     await client.close(key, CloseInput(by=MANAGER))
+    # Settled: the closing notice's e-mail has gone out and is on the timeline.
+    await wait_for(client, key, lambda s: [e.detail for e in s.timeline][-1] == "closing e-mailed to the customer")
     return key
 
 

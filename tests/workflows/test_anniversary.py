@@ -9,13 +9,24 @@ from stripe import InvalidRequestError
 from temporalio.client import WorkflowUpdateFailedError
 
 from activities.language import resolve
-from tests.support.factories import AGENT, MANAGER, report
+from tests.support.factories import AGENT, CUSTOMER, MANAGER, paid_intent, refund, report
 from tests.support.history import keep_history, settled
 from tests.support.identity import Amends
 from tests.support.mail import mail_to, text_of
 from tests.support.servers import skip_a_year
 from tests.support.steps import WALK, assert_refused, take, wait_for
-from workflows.inputs import CompleteActionInput, FlagInput, PostmortemInput
+from workflows.inputs import (
+    AcceptInput,
+    ApologyInput,
+    ApprovalInput,
+    CloseInput,
+    CompleteActionInput,
+    FlagInput,
+    FulfilmentConfirmation,
+    NeedsInput,
+    PostmortemInput,
+    RemedyProposal,
+)
 from workflows.stages import Stage
 
 
@@ -56,7 +67,7 @@ async def test_the_note_arrives_a_year_later_after_continue_as_new_naming_what_c
     started = [e async for e in amends.handle(key).fetch_history_events()][0]
     # A new run under the same workflow id, continued from the first.
     assert started.workflow_execution_started_event_attributes.continued_execution_run_id == first_run
-    await skip_a_year(clock_env)
+    await skip_a_year(clock_env, amends.handle(key))
     final = await amends.handle(key).result()
     await keep_history(amends.handle(key), "anniversary_with_gift")
     assert final.stage == Stage.ANNIVERSARY
@@ -81,7 +92,7 @@ async def test_a_red_flagged_customer_gets_the_note_without_a_gift(clock_env, se
     await amends.flag_account(key, FlagInput(by=MANAGER, reason="abusive to our drivers"))
     today = (await clock_env.get_current_time()).date()
     await amends.record_postmortem(key, postmortem(today, 10))
-    await skip_a_year(clock_env)
+    await skip_a_year(clock_env, amends.handle(key))
     final = await amends.handle(key).result()
     withheld = next(e for e in final.timeline if e.step == "gift_withheld")
     assert withheld.detail == "no anniversary gift: the account is red-flagged"
@@ -134,3 +145,48 @@ async def test_a_postmortem_needs_a_future_action_and_names_no_one(ts_env, ts_wo
     assert err.value.cause.type == "InvalidInput"
     assert err.value.cause.message.startswith("preventive_actions: List should have at least 1 item")
     assert (await amends.snapshot(key)).stage == Stage.CLOSED
+
+
+async def test_the_owner_signs_and_no_one_involved_approving_or_owning_an_action_is_ever_named(
+        clock_env, settings, stripe, mail_sink):
+    # C was involved in the failure, A (the manager) approves the remedy, B owns the preventive action;
+    # the free text from inputs names each of them. Olga Brandt, the owner, looks after the customer.
+    amends = Amends(clock_env.client, settings.task_queue, env=clock_env)
+    rep = report(await paid_intent(stripe, 8_000), staff_involved=["Carla Nunes"])
+    key = rep.incident_key
+    await amends.open_incident(rep)
+    await amends.apologise(key, ApologyInput(by=AGENT))
+    await amends.record_needs(key, NeedsInput(by=AGENT, needs="Carla Nunes promised me a new tent"))
+    redo = {"kind": "redo", "description": "Carla Nunes and Marcus Webb pitch a new tent for you on site"}
+    await amends.propose_remedy(key, RemedyProposal(by=AGENT, items=[refund(6_000), redo]))  # above an agent's limit
+    await amends.approve_remedy(key, ApprovalInput(by=MANAGER, remedy=1, total=6_000))
+    await amends.accept_remedy(key, AcceptInput(by=CUSTOMER, channel="email", remedy=1))
+    await amends.confirm_fulfilment(key, FulfilmentConfirmation(by=AGENT, item_id="remedy-1/item-2"))
+    await wait_for(amends, key, lambda s: s.stage == Stage.FULFILLED)
+    await amends.close(key, CloseInput(by=AGENT, summary="refund and a new tent"))
+    today = (await clock_env.get_current_time()).date()
+    await amends.record_postmortem(key, PostmortemInput(
+        by=MANAGER, what_happened="the parcel left with another order's label", root_cause_category="process",
+        root_cause="labels are printed by hand",
+        preventive_actions=[{"action": "Bruno Keller moved label printing into the order system",
+                             "owner": {"name": "Bruno Keller", "email": f"bruno.{key}@example.com"},
+                             "due": today + timedelta(days=10)}]))
+    await amends.complete_action(key, CompleteActionInput(by=MANAGER, action_id="action-1"))
+    await skip_a_year(clock_env, amends.handle(key))
+    await amends.handle(key).result()
+
+    notices = {m["X-Amends-Notice"]: m for m in mail_sink.to(rep.customer.email)}
+    assert list(notices) == ["apology", "proposal", "confirmation", "closing", "anniversary"]
+    for kind, message in notices.items():
+        text = " ".join(text_of(message).split())
+        for part in ("Carla", "Nunes", "Marcus", "Webb", "Bruno", "Keller"):
+            assert part not in text, f"{kind} names {part}"
+        if kind == "anniversary":
+            # From the executive; the reply reaches the care team.
+            assert f"it reaches Customer care ({settings.mail.care.email})" in text
+            assert message["Reply-To"].addresses[0].addr_spec == settings.mail.care.email
+        else:
+            assert f"it goes straight to Olga Brandt ({rep.owner.email})" in text
+            assert text.endswith("Olga Brandt Acme Outdoor")
+            assert message["Reply-To"].addresses[0].addr_spec == rep.owner.email
+    assert "Our team moved label printing into the order system" in text_of(notices["anniversary"])

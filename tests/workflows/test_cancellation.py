@@ -14,7 +14,7 @@ from tests.support.factories import AGENT, CUSTOMER, MANAGER, report
 from tests.support.history import keep_history, settled
 from tests.support.identity import Amends
 from tests.support.servers import WEBHOOK_SECRET
-from tests.support.steps import take, wait_for
+from tests.support.steps import last_entry, take, wait_for
 from worker.main import WORKFLOW_RUNNER, activities_for
 from workflows.client import AmendsClient
 from workflows.incident import IncidentRecovery
@@ -145,7 +145,7 @@ async def test_a_work_order_that_reached_no_backend_gets_no_cancellation(ts_env,
     async with worker_with(ts_env, settings, None) as amends:
         key = await agreed(amends, [{"kind": "replacement", "description": "a new tent"}])
         snap = await wait_for(amends, key, lambda s: s.agreed_remedy.items[0].status == "awaiting_confirmation")
-        assert "webhook not configured" in snap.timeline[-1].detail
+        assert "webhook not configured" in last_entry(snap).detail
         snap = await amends.renegotiate(key, RenegotiateInput(by=AGENT, reason="out of stock"))
         assert snap.remedies[0].items[0].status == "cancelled"
         await settled(amends.handle(key))

@@ -25,7 +25,9 @@ async def test_a_step_retried_with_its_update_id_after_the_continue_as_new_gets_
     assert again.red_flagged and again.flags == ["threatened staff"]
     # The record crossed whole: needs, every proposal, who accepted it, the timeline from the start.
     assert again.needs == snap.needs and again.remedies == snap.remedies
-    assert [e.step for e in again.timeline][:3] == ["detected", "flag_account", "apologise"]
+    # (What the engine did meanwhile, telling the CRM, sending notices, lands when it is done.)
+    assert [e.step for e in again.timeline if e.step not in ("crm", "notice")][:3] == [
+        "detected", "flag_account", "apologise"]
     # A new flag under a new id is refused as before.
     with pytest.raises(StepRefused, match="already red-flagged"):
         await take(amends, key, "flag_account")

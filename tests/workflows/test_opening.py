@@ -137,8 +137,8 @@ async def test_a_finished_incident_is_never_started_again(clock_env, settings):
     await amends.open_incident(rep)
     for step in WALK:
         await take(amends, rep.incident_key, step)
-    await skip_a_year(clock_env)
     handle = amends.handle(rep.incident_key)
+    await skip_a_year(clock_env, handle)
     final = await handle.result()
     assert final.stage == Stage.ANNIVERSARY
     with pytest.raises(IncidentClosed, match="is closed and finished; open a new incident with a new key"):

@@ -3,18 +3,25 @@
 When a change to IncidentRecovery fails this test, put the new behaviour
 behind ``workflow.patched("<why>")`` instead of changing what old runs did,
 then record a new history next to the old ones (AMENDS_RECORD_HISTORIES=1).
+
+They replay under the versioning setup of the worker (docs/deploying-versions.md): the
+workflow types a versioned worker registers (``worker.main.WORKFLOWS``), in the worker's
+sandbox; the versioning behaviour (AUTO_UPGRADE) is the worker's, and changes no command, so
+histories recorded before Worker Versioning replay as they are.
 """
 
 from __future__ import annotations
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowHistory
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Replayer
 
 from tests.support.codec import data_converter
 from tests.support.history import HISTORIES
-from worker.main import WORKFLOW_RUNNER
-from workflows.incident import IncidentRecovery
+from worker.config import Settings
+from worker.main import WORKFLOW_RUNNER, WORKFLOWS, deployment_config
 
 STORED = sorted(HISTORIES.glob("*.json"))
 
@@ -47,12 +54,29 @@ def test_histories_are_stored():
         # Opened with update-with-start and the apology in the same call; and a first step refused by the
         # credential's verdict (a local activity's, recorded) while the incident opened.
         "opened_with_apology", "opened_with_refused_step",
+        # Notices on the timeline when sent ("notice-entries"), search attributes upserted when they change
+        # ("upsert-on-change"), steps answered with a small result.
+        "notice_entries_recovery", "notice_entries_anniversary",
     }
 
 
 @pytest.mark.parametrize("path", STORED, ids=[p.stem for p in STORED])
 async def test_stored_history_replays(path):
     history = WorkflowHistory.from_json(f"incident-{path.stem}", path.read_text())
-    replayer = Replayer(workflows=[IncidentRecovery], data_converter=data_converter, workflow_runner=WORKFLOW_RUNNER)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter, workflow_runner=WORKFLOW_RUNNER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+def test_a_versioned_worker_moves_incidents_to_the_current_build_and_an_unversioned_one_may_run_them():
+    """AUTO_UPGRADE: a year-long incident never keeps an old build's workers alive; patched guards the rest.
+
+    The workflows declare no behaviour of their own: the server refuses one from an unversioned worker.
+    """
+    versioned = Settings(deployment=WorkerDeploymentVersion("amends", "2026.11.25-1"))
+    config = deployment_config(versioned)
+    assert config is not None and config.use_worker_versioning
+    assert config.default_versioning_behavior == VersioningBehavior.AUTO_UPGRADE
+    assert deployment_config(Settings()) is None  # no build id: unversioned
+    assert {workflow._Definition.must_from_class(w).versioning_behavior for w in WORKFLOWS} <= {
+        VersioningBehavior.UNSPECIFIED, None}

@@ -9,7 +9,6 @@ sent); 3 Temporal could not be reached or did not answer in time.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NoReturn
 
@@ -65,17 +64,26 @@ def build(model: type[BaseModel], data: dict, options: Mapping[str, list[str]] |
 
 
 class Connection:
-    def __init__(self, address: str | None, namespace: str | None, task_queue: str, timeout: float) -> None:
+    def __init__(self, address: str | None, namespace: str | None, task_queue: str, timeout: float,
+                 profile: str | None = None, config_file: str | None = None) -> None:
+        from worker.config import Temporal
+
         self.address, self.namespace, self.task_queue, self.timeout = address, namespace, task_queue, timeout
+        self.temporal = Temporal(address, namespace, profile, config_file)
 
     def where(self) -> str:
-        return self.address or os.environ.get("TEMPORAL_ADDRESS") or "localhost:7233"
+        """The address this command connects to: the command line's, else the profile's or TEMPORAL_ADDRESS."""
+        return self.temporal.where()
 
     async def client(self, signer: Signer | None = None) -> AmendsClient:
-        from worker.config import connect
+        from worker.config import ConfigError, connect
 
+        t = self.temporal
         try:
-            client = await asyncio.wait_for(connect(self.address, self.namespace), self.timeout)
+            client = await asyncio.wait_for(connect(t.address, t.namespace, profile=t.profile,
+                                                    config_file=t.config_file), self.timeout)
+        except ConfigError as err:
+            raise Failure(f"invalid: {err}", EXIT_INVALID) from None
         except (TimeoutError, RuntimeError) as err:
             raise Unavailable(f"cannot connect to Temporal at {self.where()}: {err or 'timed out'}") from None
         return AmendsClient(client, self.task_queue, signer=signer)
@@ -154,10 +162,21 @@ def connection_options(f):
                      help="Seconds to wait for Temporal and the worker to answer.")(f)
     f = click.option("--task-queue", envvar="AMENDS_TASK_QUEUE", default=DEFAULT_TASK_QUEUE, show_default=True,
                      help="Task queue of the amends worker [env AMENDS_TASK_QUEUE].")(f)
+    return temporal_options(f)
+
+
+def temporal_options(f):
+    """Where Temporal is, as the ``temporal`` CLI takes it: a profile of a config file, the environment, or flags."""
+    f = click.option("--config-file", default=None, metavar="PATH",
+                     help="Temporal client config file (TOML) [env TEMPORAL_CONFIG_FILE, default: the user's "
+                          "temporal.toml].")(f)
+    f = click.option("--profile", default=None,
+                     help="Profile of the config file [env TEMPORAL_PROFILE, default: default].")(f)
     f = click.option("--namespace", default=None,
-                     help="Temporal namespace [env TEMPORAL_NAMESPACE, default: default].")(f)
+                     help="Temporal namespace [env TEMPORAL_NAMESPACE, else the profile's, else default].")(f)
     f = click.option("--address", default=None,
-                     help="Temporal frontend host:port [env TEMPORAL_ADDRESS, default: localhost:7233].")(f)
+                     help="Temporal frontend host:port [env TEMPORAL_ADDRESS, else the profile's, else "
+                          "localhost:7233].")(f)
     return f
 
 
@@ -167,8 +186,8 @@ def connected_group(name: str, help: str, short_help: str) -> click.Group:
     @click.group(name, context_settings=CONTEXT, help=help, short_help=short_help)
     @connection_options
     @click.pass_context
-    def group(ctx: click.Context, address: str | None, namespace: str | None, task_queue: str,
-              timeout: float) -> None:
-        ctx.obj = Connection(address, namespace, task_queue, timeout)
+    def group(ctx: click.Context, address: str | None, namespace: str | None, profile: str | None,
+              config_file: str | None, task_queue: str, timeout: float) -> None:
+        ctx.obj = Connection(address, namespace, task_queue, timeout, profile, config_file)
 
     return group

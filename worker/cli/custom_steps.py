@@ -19,7 +19,7 @@ from worker.cli.render import print_step_result
 from worker.cli.steps import actor_options, step_data, take_step
 from workflows.client import AmendsClient
 from workflows.inputs import PostmortemInput, RemedyProposal, SystemCondition
-from workflows.snapshot import Snapshot
+from workflows.snapshot import StepResult
 
 WORK_KINDS = ("redo", "replacement", "late_delivery", "upgrade")
 
@@ -76,7 +76,7 @@ def propose(ctx, key, refunds, currency, coupons, coupon_percents, coupon_days, 
     work_items = dict(zip(WORK_KINDS, (redo, replacement, late_delivery, upgrade), strict=True))
     signer = step_signer()
 
-    async def work(amends: AmendsClient) -> Snapshot:
+    async def work(amends: AmendsClient) -> StepResult:
         cur = currency
         if cur is None:
             cur = (await amends.snapshot(key)).report.order.amount_paid.currency

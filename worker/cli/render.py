@@ -9,10 +9,10 @@ import click
 from worker.cli.connection import CONTEXT, Connection
 from worker.reporting import contact_text, timeline_time
 from workflows.formatting import duration, money, utc
-from workflows.snapshot import Snapshot
+from workflows.snapshot import Snapshot, StepResult
 
 
-def deadline_text(snap: Snapshot, now: datetime | None = None) -> str:
+def deadline_text(snap: Snapshot | StepResult, now: datetime | None = None) -> str:
     d = snap.deadline
     assert d is not None
     left = (d.due_at - (now or datetime.now(UTC))).total_seconds()
@@ -20,7 +20,7 @@ def deadline_text(snap: Snapshot, now: datetime | None = None) -> str:
     return f"{d.waiting_for} {when} ({utc(d.due_at, seconds=True)})"
 
 
-def summary_line(snap: Snapshot) -> str:
+def summary_line(snap: Snapshot | StepResult) -> str:
     parts = []
     if snap.deadline:
         parts.append(deadline_text(snap))
@@ -28,7 +28,7 @@ def summary_line(snap: Snapshot) -> str:
     return "; ".join(parts)
 
 
-def print_step_result(snap: Snapshot) -> None:
+def print_step_result(snap: Snapshot | StepResult) -> None:
     click.echo(f"{snap.workflow_id} {snap.stage}")
     click.echo(summary_line(snap))
 

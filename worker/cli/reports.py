@@ -123,8 +123,8 @@ async def incident_snapshots(client, since: datetime | None, per_query_timeout: 
               help="Only incidents opened after DATE (YYYY-MM-DD, or an ISO 8601 time; UTC unless it says).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with one row per incident) instead of a table.")
 @connection_options
-def report(since: str | None, as_json: bool, address: str | None, namespace: str | None, task_queue: str,
-           timeout: float) -> None:
+def report(since: str | None, as_json: bool, address: str | None, namespace: str | None, profile: str | None,
+           config_file: str | None, task_queue: str, timeout: float) -> None:
     """Summarise incidents from Temporal's visibility store and each one's snapshot: counts by category,
     by root-cause category (from the post-mortem; "none yet" without one) and by stage, the median
     time from detection to apology (of those apologised for), and the deadlines breached (stages
@@ -133,7 +133,7 @@ def report(since: str | None, as_json: bool, address: str | None, namespace: str
     from worker.reporting import report_text, summarise
 
     since_at = parse_since(since) if since else None
-    conn = Connection(address, namespace, task_queue, timeout)
+    conn = Connection(address, namespace, task_queue, timeout, profile, config_file)
     warnings: list[str] = []
 
     async def work(amends: AmendsClient) -> list[Snapshot]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from worker.cli.connection import (
     Failure,
     connection_options,
     fail,
+    temporal_options,
 )
 from worker.cli.output import console, terminal
 from workflows.client import DEFAULT_TASK_QUEUE
@@ -101,8 +101,13 @@ def dev(data_dir: Path, port: int, ui_port: int, http_port: int, stripe_port: in
     the webhook receiver, a local credential issuer and the worker. Incidents survive a restart (they
     live in DATA/temporal.db); so do the issuer's keys (DATA/issuer), which `amends token` signs with, and
     the payload key (DATA/codec-keys.toml), which seals every payload and which the CLI finds there."""
+    from worker.config import Settings
     from worker.devserver import DevPorts, run
 
+    try:
+        Settings.from_env()  # the same rules as for `amends worker`, before anything starts
+    except ValueError as err:
+        fail(f"invalid: {err}", EXIT_INVALID)
     out = DevOutput()
     _logging(rich=out.console is not None)
     try:
@@ -116,26 +121,29 @@ def dev(data_dir: Path, port: int, ui_port: int, http_port: int, stripe_port: in
 
 @click.command(context_settings=CONTEXT, short_help="Run the worker alone (config from the environment).")
 @connection_options
-def worker(address: str | None, namespace: str | None, task_queue: str, timeout: float) -> None:
+def worker(address: str | None, namespace: str | None, profile: str | None, config_file: str | None,
+           task_queue: str, timeout: float) -> None:
     """Run the amends worker alone until Ctrl-C or SIGTERM.
 
-    The connection comes from the environment as for the `temporal` CLI (TEMPORAL_ADDRESS,
-    TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE); mail and Stripe
-    from AMENDS_* variables. AMENDS_IDENTITY names the identity file (TOML) listing the issuers
-    whose credentials incidents accept; the worker does not start without it. With
-    AMENDS_METRICS_BIND=HOST:PORT the worker serves Prometheus metrics at
-    http://HOST:PORT/metrics (docs/metrics.md). Payloads are sealed with the keys of
-    AMENDS_CODEC_KEYS (a key file; AMENDS_CODEC_KEY_ID the current key): without them it does not start.
+    The connection comes from the SDK's environment configuration, as for the `temporal` CLI: a
+    profile (--profile, TEMPORAL_PROFILE) of a config file (--config-file, TEMPORAL_CONFIG_FILE),
+    then TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*. Everything else
+    from AMENDS_* variables, or files of the same names in AMENDS_SECRETS_DIR (default
+    /run/secrets), listed in docs/configuration.md. A value that breaks its rule, a missing
+    setting (AMENDS_STRIPE_API_KEY, AMENDS_WEBHOOK_SECRET, AMENDS_CARE_EMAIL, AMENDS_IDENTITY,
+    AMENDS_CODEC_KEYS) or a development default (localstripe's key, the public webhook secret,
+    SMTP in plain text to another host) stops it with exit 2, naming the variable. With
+    AMENDS_BUILD_ID it polls as that version of deployment AMENDS_DEPLOYMENT_NAME (Worker
+    Versioning, docs/deploying-versions.md).
     """
-    from worker.config import Settings
+    from worker.config import ConfigError, Settings, Temporal
     from worker.main import run_worker
 
-    if address:
-        os.environ["TEMPORAL_ADDRESS"] = address
-    if namespace:
-        os.environ["TEMPORAL_NAMESPACE"] = namespace
+    temporal = Temporal(address, namespace, profile, config_file)
     try:
         settings = Settings.from_env().model_copy(update={"task_queue": task_queue})
+        settings.refuse_development_defaults()
+        temporal.connect_config()
     except ValueError as err:  # ConfigError, and the files' own errors: each names its variable
         fail(f"invalid: {err}", EXIT_INVALID)
     _logging()
@@ -145,9 +153,8 @@ def worker(address: str | None, namespace: str | None, task_queue: str, timeout:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_worker(settings, stop)
+        await run_worker(settings, stop, temporal)
 
-    from worker.main import MissingSetting
     from worker.metrics import ENV, MetricsBindError
     from workflows.codec import CodecError
 
@@ -155,21 +162,20 @@ def worker(address: str | None, namespace: str | None, task_queue: str, timeout:
         asyncio.run(go())
     except MetricsBindError as err:
         fail(f"invalid: {ENV}: {err}", EXIT_INVALID)
-    except (CodecError, MissingSetting) as err:
+    except (CodecError, ConfigError) as err:
         fail(f"invalid: {err}", EXIT_INVALID)
     except RuntimeError as err:
         if "connect" not in str(err):
             raise
-        fail(f"unavailable: cannot connect to Temporal: {err}", EXIT_UNAVAILABLE)
+        fail(f"unavailable: cannot connect to Temporal at {temporal.where()}: {err}", EXIT_UNAVAILABLE)
     logging.getLogger("amends").info("worker stopped")
 
 
 @click.command(context_settings=CONTEXT, short_help="Register amends' search attributes on the namespace.")
-@click.option("--address", default=None,
-              help="Temporal frontend host:port [env TEMPORAL_ADDRESS, default: localhost:7233].")
-@click.option("--namespace", default=None, help="Temporal namespace [env TEMPORAL_NAMESPACE, default: default].")
+@temporal_options
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for Temporal.")
-def setup(address: str | None, namespace: str | None, timeout: float) -> None:
+def setup(address: str | None, namespace: str | None, profile: str | None, config_file: str | None,
+          timeout: float) -> None:
     """Register the search attributes amends' incidents upsert (RecoveryStage, Severity, ...) on the
     namespace of the configured server, once: only missing ones are added, so running it again is
     harmless. A name the namespace already has with another type is an error (exit 1), and nothing
@@ -184,12 +190,17 @@ def setup(address: str | None, namespace: str | None, timeout: float) -> None:
     )
     from workflows import search
 
-    conn = Connection(address, namespace, DEFAULT_TASK_QUEUE, timeout)
+    conn = Connection(address, namespace, DEFAULT_TASK_QUEUE, timeout, profile, config_file)
+    try:
+        conn.temporal.connect_config()
+    except ValueError as err:
+        fail(f"invalid: {err}", EXIT_INVALID)
 
     async def go():
         # Outcomes are returned, not raised (see Connection.run).
         try:
-            client = await asyncio.wait_for(connect_operator(address, namespace), timeout)
+            client = await asyncio.wait_for(connect_operator(address, namespace, profile=profile,
+                                                             config_file=config_file), timeout)
         except (TimeoutError, RuntimeError) as err:
             return None, Failure(f"unavailable: cannot connect to Temporal at {conn.where()}: "
                                  f"{err or 'timed out'}", EXIT_UNAVAILABLE)

@@ -27,7 +27,7 @@ from worker.cli.credentials import step_signer
 from worker.cli.fields import FieldArgument, FieldOption, option_for, to_minor
 from worker.cli.render import print_step_result
 from workflows.client import AmendsClient
-from workflows.snapshot import Snapshot
+from workflows.snapshot import StepResult
 from workflows.steps import REGISTRY, Cli, StepSpec
 
 # Fields of every step input that no option of their own fills: the credential
@@ -75,7 +75,7 @@ def take_step(ctx: click.Context, key: str, name: str, model: type[BaseModel], d
     conn: Connection = ctx.obj
     given = [a for a in amounts if data.get(a) is not None]
 
-    async def work(amends: AmendsClient) -> Snapshot:
+    async def work(amends: AmendsClient) -> StepResult:
         if given:  # decimals in the order's currency: its exponent says how many minor units
             currency = (await amends.snapshot(key)).report.order.amount_paid.currency
             for field in given:
