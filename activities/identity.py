@@ -19,8 +19,10 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.credentials import public_keys
+from workflows.credentials import UnknownSigningKey, public_keys, verify_credential
+from workflows.guards import Refused
 from workflows.inputs import Role
+from workflows.payloads import CredentialCheck, CredentialVerdict
 from workflows.trust import AUDIENCE, NAME_CLAIM, ROLE_CLAIM, Trust, TrustedIssuer
 
 
@@ -84,3 +86,16 @@ class IdentityActivities:
             audience=config.audience, name_claim=config.name_claim, role_claim=config.role_claim,
             max_lifetime=timedelta(minutes=config.max_lifetime_minutes), issuers=issuers,
         )
+
+
+@activity.defn(name="verify_credential")
+async def verify_first_step(check: CredentialCheck) -> CredentialVerdict:
+    """The verdict on a first step's credential, against the trust the incident recorded (a local activity)."""
+    try:
+        actor = verify_credential(check.trust, check.credential, check.by_given, check.checksum, check.workflow_id,
+                                  check.step, check.now, check.used)
+    except UnknownSigningKey as refused:
+        return CredentialVerdict(refusal=str(refused), unknown_key=True)
+    except Refused as refused:
+        return CredentialVerdict(refusal=str(refused))
+    return CredentialVerdict(actor=actor)

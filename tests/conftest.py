@@ -158,12 +158,16 @@ async def ts_worker(ts_env, settings):
 
 @pytest_asyncio.fixture(scope="session")
 async def dev_env():
+    """The dev server, with its HTTP API (``env.http_url``) for backends without an SDK."""
+    http_port = free_port()
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
         data_converter=data_converter,
         search_attributes=search.ALL,
         dev_server_log_level="error",
+        dev_server_extra_args=["--http-port", str(http_port)],
     )
+    env.http_url = f"http://127.0.0.1:{http_port}"  # type: ignore[attr-defined]
     yield env
     try:  # at the session's end, no history on it holds a personal word or secret in plaintext
         await assert_sealed(env.client, await listed_runs(env.client), "the session's dev server")

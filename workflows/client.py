@@ -8,12 +8,11 @@ started again.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -21,13 +20,14 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from workflows import search
 from workflows.incident import IncidentRecovery
-from workflows.inputs import IncidentReport, StepInput
+from workflows.inputs import IncidentReport, Opening, StepInput
 from workflows.signing import Signer, bind
 from workflows.snapshot import Snapshot, StepResult
-from workflows.stages import AFTER_CLOSURE, Stage
+from workflows.stages import Stage
 from workflows.steps import REGISTRY, StepSpec
 
 DEFAULT_TASK_QUEUE = "amends"
@@ -82,14 +82,27 @@ class AmendsClient:
     def handle(self, incident_key: str) -> WorkflowHandle[Any, Snapshot]:
         return self.client.get_workflow_handle(workflow_id(incident_key), result_type=Snapshot)
 
-    async def open_incident(self, report: IncidentReport) -> Snapshot:
-        """Open the incident, or return it if this key is already open.
+    async def open_incident(self, report: IncidentReport, then: StepInput | None = None,
+                            update_id: str | None = None) -> Snapshot:
+        """Open the incident, or return it if this key is already open; with ``then``, take that first step too.
+
+        One update-with-start call: the workflow is started if no incident
+        runs under the key, and its ``opened`` update answers once the
+        incident is set up (its issuers' keys and SLA policy recorded, so
+        the answer carries the deadline and the next step is accepted), with
+        the snapshot. ``then`` (for example ``ApologyInput(channel="backend")``)
+        is taken in the same call, as its own update would take it (the step
+        is named by its input's type); its refusal raises ``StepRefused`` or
+        ``InvalidInput``, and the incident is open either way. ``update_id``
+        makes a retried call answer as the first did.
 
         ``USE_EXISTING`` makes a second open of a running incident return it;
         ``ALLOW_DUPLICATE_FAILED_ONLY`` stops a finished incident's id from
         silently starting a new run (the default policy would allow that),
         while an open whose input was refused (its run failed at once, having
-        done nothing) can be sent again, corrected, under the same key.
+        done nothing) can be sent again, corrected, under the same key. A
+        key whose incident is closed raises ``IncidentClosed``, whether it
+        still runs (``opened`` refuses it, writing nothing) or has finished.
 
         A report whose customer-facing text names someone in
         ``staff_involved`` is refused here, before anything is sent
@@ -99,39 +112,53 @@ class AmendsClient:
         refusal = report.staff_named_to_customer()
         if refusal:
             raise InvalidInput(refusal)
+        opening, name = Opening(), None
+        if then is not None:
+            name = self._step_for(then)
+            sent = then if then.credential is not None else await self.credentialed(report.incident_key, name, then)
+            opening = Opening(step=name, input=sent.model_dump(mode="json"))
+        start = WithStartWorkflowOperation(
+            IncidentRecovery.run,
+            report,
+            id=workflow_id(report.incident_key),
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(k, v) for k, v in search.values(report, Stage.DETECTED) if v is not None]
+            ),
+            static_summary=summary(report),
+            static_details=details(report),
+            task_timeout=timedelta(seconds=10),
+        )
         try:
-            handle = await self.client.start_workflow(
-                IncidentRecovery.run,
-                report,
-                id=workflow_id(report.incident_key),
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(k, v) for k, v in search.values(report, Stage.DETECTED) if v is not None]
-                ),
-                static_summary=summary(report),
-                static_details=details(report),
-                task_timeout=timedelta(seconds=10),
+            snap: Snapshot = await self.client.execute_update_with_start_workflow(
+                "opened", opening, start_workflow_operation=start, id=update_id, result_type=Snapshot,
             )
-        except WorkflowAlreadyStartedError:  # only a finished incident's id gets here
+            return snap
+        except (WorkflowAlreadyStartedError, RPCError) as err:
+            # Under USE_EXISTING only a finished incident's id is refused a start (some servers say so
+            # without the details the SDK turns into WorkflowAlreadyStartedError).
+            if isinstance(err, RPCError) and err.status != RPCStatusCode.ALREADY_EXISTS:
+                raise
             raise IncidentClosed(
                 f"incident {report.incident_key} is closed and finished; open a new incident with a new key"
             ) from None
-        snap = await handle.query(IncidentRecovery.snapshot)
-        # The first workflow task loads the SLA policy (a local activity); wait
-        # for it briefly so that the answer already carries the deadline.
-        for _ in range(50):
-            if snap.sla_ready:
-                break
-            await asyncio.sleep(0.1)
-            snap = await handle.query(IncidentRecovery.snapshot)
-        if snap.stage in AFTER_CLOSURE:
-            closed = snap.closed_at.date().isoformat() if snap.closed_at else "an earlier date"
-            raise IncidentClosed(
-                f"incident {report.incident_key} was closed on {closed}; open a new incident with a new key"
-            )
-        return snap
+        except WorkflowUpdateFailedError as err:
+            kind = _refusal_type(err)
+            if kind == "IncidentClosed":
+                raise IncidentClosed(str(_message(err))) from None
+            if kind != "UnknownSigningKey" or then is None or name is None:
+                raise _refusal(err) from None
+        # The incident is open; its recorded keys predate the credential's: the step alone, as step() sends it.
+        await self.step(report.incident_key, name, then)
+        return await self.snapshot(report.incident_key)
+
+    def _step_for(self, step: StepInput) -> str:
+        names = [name for name, spec in self.steps.items() if type(step) is spec.input]
+        if len(names) != 1:
+            raise TypeError(f"no single step takes {type(step).__name__}; steps: {', '.join(self.steps)}")
+        return names[0]
 
     async def snapshot(self, incident_key: str) -> Snapshot:
         return await self.handle(incident_key).query(IncidentRecovery.snapshot)
@@ -202,6 +229,11 @@ class AmendsClient:
 def _refusal_type(err: WorkflowUpdateFailedError) -> str | None:
     cause = err.cause
     return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _message(err: WorkflowUpdateFailedError) -> str | None:
+    cause = err.cause
+    return cause.message if isinstance(cause, ApplicationError) else None
 
 
 def _refusal(err: WorkflowUpdateFailedError) -> Exception:

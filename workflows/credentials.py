@@ -98,9 +98,15 @@ def _actor(trust: Trust, issuer: TrustedIssuer | None, claims: dict[str, Any]) -
 def verify(trust: Trust | None, step: StepInput, workflow_id: str, step_name: str, now: datetime,
            used: list[str]) -> Actor:
     """The verified actor of ``step``, or ``Refused`` saying what is wrong with its credential."""
-    if step.by is not None:
+    return verify_credential(trust, step.credential, step.by is not None, checksum(step), workflow_id, step_name,
+                             now, used)
+
+
+def verify_credential(trust: Trust | None, token: str | None, by_given: bool, expected: str, workflow_id: str,
+                      step_name: str, now: datetime, used: list[str]) -> Actor:
+    """``verify`` for a step known by its credential, whether it sent ``by``, and its input's checksum."""
+    if by_given:
         raise Refused("by: who acts comes from the credential's verified claims, never from the input; leave by out")
-    token = step.credential
     if token is None:
         raise Refused(f"credential: {step_name} needs a signed credential bound to this incident, this step and "
                       f"its input (see the README, 'Credentials'); none was given")
@@ -136,7 +142,6 @@ def verify(trust: Trust | None, step: StepInput, workflow_id: str, step_name: st
         raise Refused(f"credential: issued for {claims.get(INCIDENT_CLAIM)!r}, not for {workflow_id}")
     if claims.get(STEP_CLAIM) != step_name:
         raise Refused(f"credential: issued for the step {claims.get(STEP_CLAIM)!r}, not for {step_name}")
-    expected = checksum(step)
     if claims.get(INPUT_CLAIM) != expected:
         raise Refused(f"credential: signed for another input (its {INPUT_CLAIM} is {claims.get(INPUT_CLAIM)!r}; "
                       f"this input's checksum is {expected})")

@@ -10,6 +10,7 @@ side effects and watches the stage's deadline meanwhile.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
@@ -22,18 +23,22 @@ from temporalio.exceptions import ApplicationError
 # time, randomness and ids only from ``workflow.*``; the stored histories replayed in CI keep them
 # deterministic.
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from workflows import metrics
     from workflows.anniversary import Anniversary
-    from workflows.credentials import UnknownSigningKey, verified_actor, verify
+    from workflows.converter import explain
+    from workflows.credentials import UnknownSigningKey, checksum, verified_actor, verify
     from workflows.delivery import Delivery
     from workflows.dispatch import perform
     from workflows.guards import Refused, check_table
-    from workflows.inputs import IncidentReport
+    from workflows.inputs import Actor, IncidentReport, Opening, StepInput
     from workflows.options import SYSTEM
+    from workflows.payloads import CredentialCheck, CredentialVerdict
     from workflows.playbook import Playbook
     from workflows.sla import SlaPolicy
     from workflows.snapshot import Snapshot, StepResult
-    from workflows.stages import HUMAN_STEPS, Stage
+    from workflows.stages import AFTER_CLOSURE, HUMAN_STEPS, Stage
     from workflows.state import ContinuedIncident, RecoveryState
     from workflows.steps import REGISTRY, StepSpec
     from workflows.trust import Trust
@@ -49,6 +54,7 @@ def with_steps(registry: Mapping[str, StepSpec[Any]]) -> Callable[[W], W]:
     def install(cls: W) -> W:
         for spec in registry.values():
             setattr(cls, spec.name, _update(spec))
+        cls.registry = registry  # type: ignore[attr-defined]  # the steps an opening may take first
         return cls
 
     return install
@@ -70,6 +76,13 @@ def _update(spec: StepSpec[Any]) -> Any:
     return update
 
 
+def _verified(verdict: CredentialVerdict) -> Actor:
+    if verdict.refusal is not None:
+        raise (UnknownSigningKey if verdict.unknown_key else Refused)(verdict.refusal)
+    assert verdict.actor is not None
+    return verdict.actor
+
+
 # Every human step of the table has its entry in the registry, and no entry is without its row.
 assert set(REGISTRY) == set(HUMAN_STEPS), set(REGISTRY) ^ set(HUMAN_STEPS)
 
@@ -79,6 +92,8 @@ assert set(REGISTRY) == set(HUMAN_STEPS), set(REGISTRY) ^ set(HUMAN_STEPS)
 @workflow.defn(name="IncidentRecovery")
 @with_steps(REGISTRY)
 class IncidentRecovery:
+    registry: Mapping[str, StepSpec[Any]] = REGISTRY
+
     @workflow.init
     def __init__(self, incident: IncidentReport | ContinuedIncident) -> None:
         if isinstance(incident, ContinuedIncident):
@@ -92,6 +107,8 @@ class IncidentRecovery:
             self.delivery.cancelled.update(incident.work_orders_cancelled)
         self.anniversary = Anniversary(self.pb, self.delivery)
         self.continue_when_idle = False
+        # Openings whose first step waits for the incident to be set up (see opened).
+        self.openings_waiting = 0
 
     @workflow.run
     async def run(self, incident: IncidentReport | ContinuedIncident) -> Snapshot:
@@ -122,6 +139,10 @@ class IncidentRecovery:
             "load_sla_policy", result_type=SlaPolicy, start_to_close_timeout=timedelta(seconds=10),
         )
         pb.clock.start()
+        if self.openings_waiting:
+            # A first step sent with the open is taken before anything else moves: its commands come in
+            # the same order on replay as they did live.
+            await workflow.wait_condition(lambda: self.openings_waiting == 0)
         return await self._recover()
 
     async def _recover(self) -> Snapshot:
@@ -213,9 +234,93 @@ class IncidentRecovery:
                 f"a minute", type="StepRefused", non_retryable=True,
             )
 
+    # ================================================================ opening
+
+    @workflow.update(
+        name="opened",
+        description="Answer once the incident is set up (its issuers' keys and SLA policy recorded) with its "
+                    "snapshot; with a step and its input, take that step too, in the same call. Sent with the open "
+                    "(update-with-start); a closed incident refuses it.",
+    )
+    async def opened(self, opening: Opening | None = None) -> Snapshot:
+        first = self._first_step(opening)
+        if not self._ready():
+            # Sent with the start: its job comes before the run's first line. The run, once it has set
+            # the incident up, waits for this to take its step before it moves on.
+            self.openings_waiting += 1
+            try:
+                await workflow.wait_condition(self._ready)
+                if first is not None:
+                    spec, step = first
+                    self.validate(spec, step, verdict=await self._verdict(spec, step))
+                    self.take(spec, step)
+                    return self.pb.r.snapshot()
+            finally:
+                self.openings_waiting -= 1
+        elif first is not None:
+            self.take(*first)  # the validator verified it, as for the step's own update
+        # The opener's answer is the whole incident it made (steps answer with a small result).
+        return self.pb.r.snapshot()
+
+    @opened.validator
+    def _may_open(self, opening: Opening | None = None) -> None:
+        s = self.pb.s
+        if s.stage in AFTER_CLOSURE:
+            closed = s.closed_at.date().isoformat() if s.closed_at else "an earlier date"
+            raise ApplicationError(
+                f"incident {s.report.incident_key} was closed on {closed}; open a new incident with a new key",
+                type="IncidentClosed", non_retryable=True,
+            )
+        first = self._first_step(opening)
+        if first is not None and self._ready():
+            self.validate(*first)  # refused now, writing nothing; otherwise verified once set up
+
+    async def _verdict(self, spec: StepSpec[Any], step: StepInput) -> CredentialVerdict:
+        """The credential's verdict from a local activity: the validator could not verify it before the
+        incident was set up, and the handler must not verify it itself (replay would verify it again,
+        against a history whose credentials may have lost their signatures). The history keeps the verdict."""
+        s = self.pb.s
+        assert s.trust is not None
+        check = CredentialCheck(
+            trust=s.trust, step=spec.name, credential=step.credential, by_given=step.by is not None,
+            checksum=checksum(step), workflow_id=s.workflow_id, now=workflow.now(), used=list(s.used_credentials),
+        )
+        verdict: CredentialVerdict = await workflow.execute_local_activity(
+            "verify_credential", check, result_type=CredentialVerdict, start_to_close_timeout=timedelta(seconds=10),
+            summary=f"verify the credential of {spec.name}",
+        )
+        return verdict
+
+    def _ready(self) -> bool:
+        return self.pb.s.policy is not None
+
+    def _first_step(self, opening: Any) -> tuple[StepSpec[Any], StepInput] | None:
+        if opening is None:
+            return None
+        if not isinstance(opening, Opening):
+            raise ApplicationError(
+                f"opened takes a JSON object (Opening, see schema/opened.schema.json) or nothing, not "
+                f"{type(opening).__name__}", type="InvalidInput", non_retryable=True,
+            )
+        if opening.step is None:
+            return None
+        spec = self.registry.get(opening.step)
+        if spec is None:
+            raise ApplicationError(
+                f"step: no step {opening.step!r}; steps: {', '.join(self.registry)}",
+                type="InvalidInput", non_retryable=True,
+            )
+        try:
+            # As the step's own update reads its JSON.
+            step = spec.input.model_validate_json(json.dumps(opening.input))
+        except ValidationError as err:
+            raise ApplicationError(f"input ({spec.name}): {explain(err)}", type="InvalidInput",
+                                   non_retryable=True) from None
+        return spec, step
+
     # ================================================================ steps (installed by with_steps)
 
-    def validate(self, spec: StepSpec[Any], step: Any) -> None:
+    def validate(self, spec: StepSpec[Any], step: Any, verdict: CredentialVerdict | None = None) -> None:
         if not isinstance(step, spec.input):
             # A null or non-JSON argument reaches here undecoded (pydantic never saw it).
             raise ApplicationError(
@@ -228,7 +333,8 @@ class IncidentRecovery:
             return  # a retry of a step already taken: answered by the handler, nothing changes
         try:
             # Who acts first: a refusal of the step itself tells nothing to a stranger.
-            actor = verify(s.trust, step, s.workflow_id, spec.name, workflow.now(), s.used_credentials)
+            actor = verify(s.trust, step, s.workflow_id, spec.name, workflow.now(), s.used_credentials) \
+                if verdict is None else _verified(verdict)
             check_table(self.pb.r, spec.name)
             if spec.guard is not None:
                 spec.guard(self.pb.r, step.model_copy(update={"by": actor}), workflow.now())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
+from typing import Any
 
 import email_validator  # noqa: F401  (loaded now, not lazily inside the workflow sandbox)
 from pydantic import EmailStr, Field, StrictBool, ValidationInfo, field_validator, model_validator
@@ -299,3 +300,30 @@ class CompleteActionInput(StepInput):
 
 class FlagInput(StepInput):
     reason: Text
+
+
+class Opening(Contract):
+    """The argument of the ``opened`` update, sent with the open (update-with-start) or to an open incident.
+
+    Without a step, ``opened`` answers once the incident is set up (its
+    issuers' keys and SLA policy recorded) with its snapshot. With one, it
+    also takes that step, in the same call, as soon as it is set up: a
+    backend opens and apologises at once.
+    """
+
+    step: ShortLine | None = Field(
+        default=None,
+        description="A step to take as soon as the incident is set up, by its update's name (usually apologise).",
+    )
+    input: dict[str, Any] | None = Field(
+        default=None,
+        description="That step's input as its own update takes it (schema/<step>.schema.json), with a credential "
+                    "bound to this incident, that step and this input.",
+    )
+
+    @model_validator(mode="after")
+    def _step_with_its_input(self) -> Opening:
+        if (self.step is None) != (self.input is None):
+            raise ValueError("step and input: a first step needs its input (with its credential), and an input "
+                             "the step it is for")
+        return self

@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from workflows.inputs import Contact
+from workflows.inputs import Actor, Contact
 from workflows.money import Money
+from workflows.trust import Trust
 
 
 class PageRequest(BaseModel):
@@ -109,3 +110,28 @@ class WebhookReceipt(BaseModel):
     status: int | None = None
     reference: str | None = None
     detail: str = ""
+
+
+class CredentialCheck(BaseModel):
+    """A first step's credential, to verify outside the workflow (``verify_credential``, a local activity).
+
+    A step sent with the open arrives before the incident has recorded whom
+    it trusts, so no validator could verify it; verified once it has, by a
+    local activity, its verdict is recorded in the history and replay never
+    verifies again (as replay never runs validators).
+    """
+
+    trust: Trust
+    step: str
+    credential: str | None
+    by_given: bool
+    checksum: str
+    workflow_id: str
+    now: datetime
+    used: list[str]
+
+
+class CredentialVerdict(BaseModel):
+    actor: Actor | None = None
+    refusal: str | None = None
+    unknown_key: bool = Field(default=False, description="Refused for a key the incident has not recorded.")

@@ -1,7 +1,8 @@
 """The JSON Schema of every input, for backends in other languages (``amends schema``).
 
 One file per update (named after it, from the step registry), ``open`` for
-the workflow's start input and ``snapshot`` for the query's answer.
+the workflow's start input, ``opened`` for the update an open is sent with
+(update-with-start) and ``snapshot`` for the query's answer.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from workflows.inputs import IncidentReport
+from workflows.inputs import IncidentReport, Opening
 from workflows.snapshot import Snapshot
 from workflows.steps import REGISTRY, StepSpec
 
@@ -21,7 +22,8 @@ JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 def models(steps: Mapping[str, StepSpec[Any]] = REGISTRY) -> dict[str, tuple[type[BaseModel], str]]:
     """File stem -> (model, mode): inputs as accepted, the snapshot as sent."""
-    out: dict[str, tuple[type[BaseModel], str]] = {"open": (IncidentReport, "validation")}
+    out: dict[str, tuple[type[BaseModel], str]] = {"open": (IncidentReport, "validation"),
+                                                   "opened": (Opening, "validation")}
     out.update({name: (spec.input, "validation") for name, spec in steps.items()})
     out["snapshot"] = (Snapshot, "serialization")
     return out

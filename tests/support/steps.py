@@ -9,7 +9,7 @@ import pytest
 from temporalio.service import RPCError
 
 from tests.support.factories import AGENT, CUSTOMER, MANAGER, REDO, paid_intent, report
-from tests.support.history import history_kinds, settled
+from tests.support.history import history_kinds, settled, unwritten
 from workflows.client import AmendsClient, StepRefused
 from workflows.incident import IncidentRecovery
 from workflows.inputs import (
@@ -91,7 +91,10 @@ async def assert_refused(amends, key: str, step: str, arg=None, *, match: str) -
     assert after[: len(before)] == before
     added = after[len(before):]
     if amends.speculative_tasks:
-        assert added == []
+        # The dev server rejects on a speculative task that leaves no trace, except for the first update
+        # after an update-with-start open, which it rejects on a workflow task of its own: nothing of the
+        # update is written either way.
+        assert unwritten(before, after), added
     else:
         assert set(added) <= {"workflow_task_scheduled", "workflow_task_started", "workflow_task_completed"}
     assert (await amends.snapshot(key)).model_dump() == snap_before.model_dump()

@@ -98,3 +98,35 @@ async def test_an_incident_driven_only_through_the_temporal_cli(dev_env, dev_wor
         ("accept_remedy", "Sam Lee", "customer")]
     notices = await mail_to(mail_sink, report["customer"]["email"], count=4)
     assert [m["X-Amends-Notice"] for m in notices] == ["apology", "proposal", "confirmation", "closing"]
+
+
+async def test_open_and_apologise_in_one_call_with_the_temporal_cli(dev_env, dev_worker, settings):
+    key = f"order-{uuid.uuid4().hex[:8]}-late"
+    wid = f"incident-{key}"
+    report = {
+        "incident_key": key,
+        "customer": {"customer_id": f"cus-{key}", "name": "Sam Lee", "email": f"sam.{key}@example.com"},
+        "order": {"order_id": "ord-78", "amount_paid": {"amount": 5_000, "currency": "EUR"}},
+        "category": "late_delivery", "severity": "high",
+        "what_happened": "Your tent arrived nine days late.", "impact": "You left for your trip without it.",
+        "detected_at": datetime.now(UTC).isoformat(),
+    }
+    apology = {"channel": "backend"}
+    cred = await credential(wid, "apologise", apology, {"name": "Go support desk", "role": "backend"})
+    # As in the README: one call starts the incident (or finds it) and waits for the opened update's answer.
+    open_with_start = ["workflow", "execute-update-with-start", "--type", "IncidentRecovery",
+                       "--task-queue", settings.task_queue, "--workflow-id", wid,
+                       "--id-conflict-policy", "UseExisting", "--id-reuse-policy", "AllowDuplicateFailedOnly",
+                       "--input", json.dumps(report), "--update-name", "opened", "--output", "json"]
+    ran = await cli(dev_env, *open_with_start,
+                    "--update-input", json.dumps({"step": "apologise", "input": apology | {"credential": cred}}))
+    answer = json.loads(ran.stdout)
+    assert answer["updateResult"]["stage"] == "apologised", ran.stdout
+    assert answer["updateResult"]["deadline"] is not None
+    # Opened again, without a step: the same incident, as it is now.
+    again = json.loads((await cli(dev_env, *open_with_start)).stdout)
+    assert again["updateResult"]["stage"] == "apologised"
+    assert again["updateResult"]["workflow_id"] == wid
+    kinds = await history_kinds(dev_env.client.get_workflow_handle(wid))
+    assert kinds.count("workflow_execution_started") == 1
+    assert wid in await listed(dev_env, f'RecoveryStage="apologised" AND CustomerId="cus-{key}"')

@@ -30,8 +30,10 @@ def test_every_human_step_of_the_table_has_its_registry_entry_and_back():
     for name, spec in REGISTRY.items():
         assert spec.name == name and spec.description and spec.cli is not None
     updates = dict(workflow._Definition.must_from_class(IncidentRecovery).updates)
-    # The one update that is not a step of the playbook: it records the issuers' keys again.
+    # The updates that are not steps of the playbook: one records the issuers' keys again, the other
+    # answers an open once the incident is set up (and may take a first step).
     assert updates.pop("refresh_trust").arg_types == []
+    assert updates.pop("opened").validator is not None
     assert set(updates) == set(REGISTRY)
     for name, update in updates.items():
         assert update.arg_types == [REGISTRY[name].input] and update.description == REGISTRY[name].description

@@ -51,6 +51,9 @@ def test_histories_are_stored():
         "work_orders_cancelled_in_lanes",
         # Escalation targets recorded by name, their webhook URLs and routing keys left to the worker.
         "escalated_without_secrets",
+        # Opened with update-with-start and the apology in the same call; and a first step refused by the
+        # credential's verdict (a local activity's, recorded) while the incident opened.
+        "opened_with_apology", "opened_with_refused_step",
         # Notices on the timeline when sent ("notice-entries"), search attributes upserted when they change
         # ("upsert-on-change"), steps answered with a small result.
         "notice_entries_recovery", "notice_entries_anniversary",

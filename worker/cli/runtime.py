@@ -83,6 +83,8 @@ class DevOutput:
                    "[env AMENDS_DATA].")
 @click.option("--port", type=int, default=7233, show_default=True, help="Temporal gRPC port.")
 @click.option("--ui-port", type=int, default=8233, show_default=True, help="Temporal Web UI port.")
+@click.option("--http-port", type=int, default=7243, show_default=True,
+              help="Port of the Temporal server's HTTP API, for backends without an SDK (docs/http.md).")
 @click.option("--stripe-port", type=int, default=8420, show_default=True, help="localstripe port.")
 @click.option("--smtp-port", type=int, default=1025, show_default=True, help="SMTP sink port.")
 @click.option("--webhook-port", type=int, default=8425, show_default=True,
@@ -93,7 +95,7 @@ class DevOutput:
               help="Port of the worker's Prometheus metrics (http://127.0.0.1:PORT/metrics); 0: none.")
 @click.option("--codec-port", type=int, default=8427, show_default=True,
               help="Port of the codec server that decrypts payloads for the Web UI and the temporal CLI.")
-def dev(data_dir: Path, port: int, ui_port: int, stripe_port: int, smtp_port: int, webhook_port: int,
+def dev(data_dir: Path, port: int, ui_port: int, http_port: int, stripe_port: int, smtp_port: int, webhook_port: int,
         issuer_port: int, metrics_port: int, codec_port: int) -> None:
     """Run the embedded runtime until Ctrl-C: Temporal dev server and Web UI, localstripe, an SMTP sink,
     the webhook receiver, a local credential issuer and the worker. Incidents survive a restart (they
@@ -109,7 +111,7 @@ def dev(data_dir: Path, port: int, ui_port: int, stripe_port: int, smtp_port: in
     out = DevOutput()
     _logging(rich=out.console is not None)
     try:
-        code = run(data_dir, DevPorts(temporal=port, ui=ui_port, stripe=stripe_port, smtp=smtp_port,
+        code = run(data_dir, DevPorts(temporal=port, ui=ui_port, http=http_port, stripe=stripe_port, smtp=smtp_port,
                                       webhooks=webhook_port, issuer=issuer_port, metrics=metrics_port,
                                       codec=codec_port), out=out)
     finally:
