@@ -84,7 +84,7 @@ ROUNDS = st.lists(
         st.booleans(),  # the others fail (or stay pending and are cancelled)
     ),
     min_size=1,
-    max_size=RemedyPolicy().max_renegotiations + 1,  # as many renegotiations as the policy allows
+    max_size=RemedyPolicy().max_renegotiations,  # each round ends renegotiated: as many as the policy allows
 )
 
 
