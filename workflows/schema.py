@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from workflows.inputs import IncidentReport, Opening
-from workflows.snapshot import Snapshot
+from workflows.snapshot import Snapshot, StepResult
 from workflows.steps import REGISTRY, StepSpec
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -26,6 +26,7 @@ def models(steps: Mapping[str, StepSpec[Any]] = REGISTRY) -> dict[str, tuple[typ
                                                    "opened": (Opening, "validation")}
     out.update({name: (spec.input, "validation") for name, spec in steps.items()})
     out["snapshot"] = (Snapshot, "serialization")
+    out["step_result"] = (StepResult, "serialization")  # what every step's update answers
     return out
 
 
