@@ -50,9 +50,12 @@ class Amends(AmendsClient):
     server's time, which runs days or a year ahead of the wall clock.
     """
 
-    def __init__(self, *args, env=None, **kwargs) -> None:
+    def __init__(self, *args, env=None, read_back: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.env = env
+        # False: a step answers with its own StepResult, for tests whose incident cannot answer a query
+        # meanwhile (a failing workflow task, a build being switched).
+        self.read_back = read_back
 
     async def step(self, incident_key: str, name: str, step: StepInput,  # type: ignore[override]
                    update_id: str | None = None) -> Snapshot:
@@ -62,6 +65,8 @@ class Amends(AmendsClient):
         handle = self.handle(incident_key)
         run = await current_run(handle)
         result = await super().step(incident_key, name, step, update_id)
+        if not self.read_back:
+            return result  # type: ignore[return-value]
         if result.stage == Stage.POSTMORTEM_DONE and result.entry is not None:
             # The incident continues as new into the anniversary run once what it sends has gone: read the
             # state there. A query that lands on the run as it closes hangs on the time-skipping server and

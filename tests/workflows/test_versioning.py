@@ -57,7 +57,7 @@ async def test_a_rolling_deploy_moves_an_open_incident_and_its_anniversary_run_t
     build1, build2 = WorkerDeploymentVersion(deployment, "build-1"), WorkerDeploymentVersion(deployment, "build-2")
     old = settings.model_copy(update={"task_queue": queue, "deployment": build1})
     new = settings.model_copy(update={"task_queue": queue, "deployment": build2})
-    amends = Amends(dev_env.client, queue)
+    amends = Amends(dev_env.client, queue, read_back=False)  # queries meanwhile wait on the build switch
 
     async with build_worker(dev_env.client, old):
         await make_current(dev_env, build1)
