@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -161,11 +162,13 @@ async def amends_incident(as_: dict[Role, AmendsClient], key: str, payment: str,
 
 
 async def bare_incident(client: Client, task_queue: str, key: str, t: Timed) -> None:
-    """The same conversation with the bare workflow: start, a query, seven updates, a poll for fulfilment."""
-    handle = await client.start_workflow(
+    """The same conversation with the bare workflow: an update-with-start open, seven updates, the same poll."""
+    start = WithStartWorkflowOperation(
         BareIncident.run, BareReport(key=key, customer=f"cus-{key}", what_happened="Your tent arrived late."),
-        id=f"bare-{key}", task_queue=task_queue)
-    await handle.query(BareIncident.snapshot)
+        id=f"bare-{key}", task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(search.RECOVERY_STAGE, "detected")]))
+    await client.execute_update_with_start_workflow(BareIncident.opened, start_workflow_operation=start)
+    handle = await start.workflow_handle()
     for name in ("apologise", "record_needs", "propose_remedy", "accept_remedy", "confirm_fulfilment"):
         await t(partial(handle.execute_update, name, BareStep(note=name), result_type=BareAnswer))
     for _ in range(600):
@@ -186,6 +189,7 @@ class History:
     largest_event: int = 0
     runs: int = 0
     kinds: dict[str, float] = field(default_factory=dict)
+    kind_bytes: dict[str, float] = field(default_factory=dict)
 
 
 async def history_of(client: Client, workflow_id: str) -> History:
@@ -202,6 +206,7 @@ async def history_of(client: Client, workflow_id: str) -> History:
             h.largest_event = max(h.largest_event, size)
             kind = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")
             h.kinds[kind] = h.kinds.get(kind, 0) + 1
+            h.kind_bytes[kind] = h.kind_bytes.get(kind, 0) + size
         previous = events[0].workflow_execution_started_event_attributes.continued_execution_run_id
         if not previous:
             return h
@@ -361,14 +366,33 @@ class Site:
         client = self.tallies[case].clients["client"]
         hs = [await history_of(client, wid) for wid in self.tallies[case].ids[-sample:]]
         kinds: dict[str, float] = {}
+        kind_bytes: dict[str, float] = {}
         for h in hs:
             for k, v in h.kinds.items():
                 kinds[k] = kinds.get(k, 0) + v
+                kind_bytes[k] = kind_bytes.get(k, 0) + h.kind_bytes[k]
         return History(events=round(statistics.mean(h.events for h in hs)),
                        bytes=round(statistics.mean(h.bytes for h in hs)),
                        largest_event=max(h.largest_event for h in hs),
                        runs=max(h.runs for h in hs),
-                       kinds={k: round(v / len(hs), 1) for k, v in sorted(kinds.items())})
+                       kinds={k: round(v / len(hs), 1) for k, v in sorted(kinds.items())},
+                       kind_bytes={k: round(v / len(hs)) for k, v in sorted(kind_bytes.items())})
+
+    async def dump(self, case: str, into: Path) -> None:
+        """The last incident of ``case``, every run, as the `temporal` CLI's JSON (sealed), to see its events."""
+        client = self.tallies[case].clients["client"]
+        workflow_id = self.tallies[case].ids[-1]
+        into.mkdir(parents=True, exist_ok=True)
+        run_id: str | None = None
+        n = 0
+        while True:
+            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+            n += 1
+            (into / f"{case}-run{n}.json").write_text(history.to_json())
+            previous = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+            if not previous:
+                return
+            run_id = previous
 
     async def cycles(self, n: int) -> dict[str, Any]:
         """One amends (no-op) incident with ``n`` proposals declined before one is accepted."""
@@ -531,7 +555,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 return {"cases": {c: s.tallies[c].row() for c in cases}}  # a partial run (a profile): no ratios
             result[s.name] = summarise(s, hist, cases)
         first = sites[0]
-        print(f"\nhistory of one full incident (noop, sealed): {json.dumps(vars(await first.histories('noop', 1)))}")
+        for c in ("bare", "noop"):
+            print(f"\nhistory of one full incident ({c}, sealed): {json.dumps(vars(await first.histories(c, 1)))}")
+            if args.dump:
+                await first.dump(c, Path(args.dump))
         if args.cycles:
             result["cycles"] = await first.cycles(args.cycles)
             print(f"{args.cycles} propose/decline cycles: {json.dumps(result['cycles'])}", flush=True)
@@ -592,6 +619,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cases", default=",".join(CASES),
                         help=f"which of {', '.join(CASES)} (ratios need bare and noop; one alone: a run to profile)")
     parser.add_argument("--sample", type=int, default=3, help="incidents per case whose history is read")
+    parser.add_argument("--dump", metavar="DIR", help="write one incident's history per case (bare, noop) into DIR")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (2 if args.quick else 4)
     args.incidents = args.incidents or (20 if args.quick else 30)

@@ -52,7 +52,7 @@ def activities_for(settings: Settings) -> list:
 # for every workflow run. PyJWT and cryptography verify credentials in the
 # validators: deterministic, and native code the sandbox must not reload.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("email_validator", "idna", "jwt", "cryptography")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("email_validator", "idna", "jwt", "cryptography", "workflows")
 )
 
 

@@ -102,14 +102,14 @@ class Anniversary:
         """One year on: a note from the top, with what changed since, and a small gift."""
         pb, s = self.pb, self.pb.s
         gift = s.report.anniversary_gift
-        if workflow.patched("anniversary-gift") and gift is not None:
+        if pb.v.patched("anniversary-gift") and gift is not None:
             if s.red_flagged:
                 pb.record("gift_withheld", SYSTEM, None, "no anniversary gift: the account is red-flagged")
             else:
                 await self._gift(gift)
         sent = await self.delivery.notify_customer("anniversary")
         pb.r.anniversary()  # type: ignore[attr-defined]  # the clock's step in the table
-        failed = not sent and workflow.patched("notice-entries")  # before the patch, "sent" either way
+        failed = not sent and pb.v.patched("notice-entries")  # before the patch, "sent" either way
         pb.record("anniversary", CLOCK, "email",
                   "anniversary note not sent: handed to the care team" if failed else "anniversary note sent")
         pb.enter_stage()

@@ -132,7 +132,7 @@ class Delivery:
         try:
             try:
                 # Incidents that started their refund before this watch existed await it as they did.
-                if workflow.patched("refund-outcome-unknown"):
+                if self.pb.v.patched("refund-outcome-unknown"):
                     watch = f"refund {item.item_id} unanswered for {duration(UNKNOWN_AFTER)}: outcome unknown"
                     await workflow.wait_condition(refund.done, timeout=UNKNOWN_AFTER, timeout_summary=watch)
             except TimeoutError:
@@ -246,7 +246,7 @@ class Delivery:
         outstanding = [i for i in remedy.items
                        if i.status == "cancelled" and i.item_id in self.sent and i.item_id not in self.cancelled]
         # Incidents renegotiated before cancellations existed left their backends at work, as they did.
-        if not outstanding or not workflow.patched("cancel-work-orders"):
+        if not outstanding or not self.pb.v.patched("cancel-work-orders"):
             return
         self.cancelled.update(i.item_id for i in outstanding)
         # One backend slow to answer must not hold up the others' cancellations.
@@ -364,7 +364,7 @@ class Delivery:
 
     def _sent(self, kind: CustomerNotice) -> None:
         # When it went out, not when it was queued (recorded so since the patch).
-        if workflow.patched("notice-entries"):
+        if self.pb.v.patched("notice-entries"):
             self.pb.record("notice", SYSTEM, "email", f"{kind} e-mailed to the customer")
             self.pb.publish()
 

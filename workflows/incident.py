@@ -113,23 +113,25 @@ class IncidentRecovery:
     @workflow.run
     async def run(self, incident: IncidentReport | ContinuedIncident) -> Snapshot:
         pb = self.pb
+        # The run's first question of versions (see workflows/versions.py): side effects and pages in lanes
+        # of their own, so that a mail relay that is down delays neither money nor the other channels of a page.
+        pb.independent = pb.v.patched("independent-channels")
+        if pb.v.release():
+            pb.start_publisher()
         if isinstance(incident, ContinuedIncident) and incident.state.phase == "recovery":
             # Continued in the middle of the recovery: the state is whole, its clock running.
-            pb.independent = workflow.patched("independent-channels")
             return await self._recover()
         if isinstance(incident, ContinuedIncident):
-            pb.independent = workflow.patched("independent-channels")
             await self.anniversary.wait_a_year()
             await workflow.wait_condition(lambda: not pb.busy())
             await workflow.wait_condition(workflow.all_handlers_finished)
+            if pb.unpublished:
+                pb.flush()
             return pb.r.snapshot()
-        # Side effects and pages in lanes of their own: a mail relay that is down
-        # delays neither money nor the other channels of a page.
-        pb.independent = workflow.patched("independent-channels")
         metrics.opened(incident)
         pb.record("detected", SYSTEM, "backend", incident.what_happened)
         pb.enter_stage()
-        if workflow.patched("verified-actors"):
+        if pb.v.patched("verified-actors"):
             # Before the SLA policy, so that an incident that answers with its
             # deadline (sla_ready) already accepts credentials.
             await self._load_trust()
@@ -177,11 +179,13 @@ class IncidentRecovery:
         most = policy.continue_after_events if policy else SlaPolicy.model_fields["continue_after_events"].default
         long = info.is_continue_as_new_suggested() or info.get_current_history_length() >= most
         # Asked only once it is long: runs recorded before never were, and replay as they ran.
-        return long and workflow.patched("continue-mid-recovery")
+        return long and self.pb.v.patched("continue-mid-recovery")
 
     def _continue_as_new(self) -> NoReturn:
         # Under Worker Versioning the next run starts on the deployment's current build: only a PINNED
         # run's continue-as-new inherits its build, and incidents are AUTO_UPGRADE.
+        if self.pb.unpublished:
+            self.pb.flush()  # the next run starts with the search attributes this one holds
         workflow.continue_as_new(
             ContinuedIncident(state=self.pb.s, work_orders_sent=self.delivery.sent,
                               work_orders_cancelled=sorted(self.delivery.cancelled)),

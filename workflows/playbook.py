@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.snapshot import Remedy
     from workflows.stages import Stage, build_machine
     from workflows.state import RecoveryState
+    from workflows.versions import Versions
 
 from workflows.clock import SlaClock
 from workflows.options import SYSTEM
@@ -35,14 +36,17 @@ class Playbook:
     def __init__(self, state: RecoveryState) -> None:
         self.s = state
         self.r = Recovery(state)
+        self.v = Versions(state)  # which behaviour this run takes (one marker per run, see versions.py)
         build_machine(self.r, initial=state.stage)
         self.effects: list[Effect] = []
         self.changes = 0  # bumped on every visible change; the run loop wakes on it
         self.taking: tuple[str, Stage] | None = None  # the step being taken and the stage it started from
         self.clock = SlaClock(self)
-        # Set by the run from workflow.patched("independent-channels"): effects and pages in lanes.
+        # Set by the run from v.patched("independent-channels"): effects and pages in lanes.
         self.independent = False
         self.lanes: dict[str, asyncio.Task[None]] = {}
+        self.coalesce = False  # set by the publisher: publish() leaves the upsert to it
+        self.unpublished = False
 
     @staticmethod
     def now() -> datetime:
@@ -141,11 +145,34 @@ class Playbook:
         self.publish()
 
     def publish(self) -> None:
-        """Make the change visible: search attributes, current details, wake the run loop."""
-        s = self.s
+        """Make the change visible: wake the run loop; search attributes and current details now, or (since the
+        release) once the activation's work is done (``publisher``)."""
         self.changes += 1
+        if self.coalesce:
+            self.unpublished = True
+            return
+        self.flush()
+
+    def start_publisher(self) -> None:
+        """Since the release: one upsert per activation at most, made after the steps, lanes and run loop
+        that changed something in it have done their part (each upsert is an event and a visibility write)."""
+        self.coalesce = True
+        self.publishing = asyncio.create_task(self._publisher())
+
+    async def _publisher(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: self.unpublished)
+            # Conditions satisfied in the same sweep wake their tasks first: let them publish too.
+            for _ in range(3):
+                await asyncio.sleep(0)
+            self.flush()
+
+    def flush(self) -> None:
+        """Upsert the search attributes that changed, and set the current details (before a run ends too)."""
+        self.unpublished = False
+        s = self.s
         attrs = search.values(s.report, s.stage, s.escalation_level, s.red_flagged, s.clock.due_at if s.clock else None)
-        if workflow.patched("upsert-on-change"):
+        if self.v.patched("upsert-on-change"):
             # Only what changed: most changes move none of them (the SDK keeps what the run holds).
             held = workflow.info().typed_search_attributes
             attrs = [(k, v) for k, v in attrs if held.get(k) != v]

@@ -43,6 +43,9 @@ class RecoveryState(BaseModel):
     anniversary_gift_code: str | None = None
     trust: Trust | None = Field(default=None, description="The issuers whose credentials this incident accepts.")
     used_credentials: list[str] = Field(default_factory=list, description="The jti of every credential used here.")
+    release: str | None = Field(
+        default=None, description="The release whose behaviour the incident's runs take (workflows/versions.py).",
+    )
     answered: list[str] = Field(
         default_factory=list,
         description="The id of every update that took a step: a retry with the same id, even in the run after "

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from temporalio import workflow
-
 from workflows import metrics
 from workflows.effects import CancelWorkOrders, DeliverRemedy, NotifyCustomer, TellCrm
 from workflows.formatting import a, money
@@ -224,7 +222,7 @@ def _apologise(pb: Playbook, step: ApologyInput) -> None:
     metrics.apologised(pb.s.report, pb.now() - pb.s.report.detected_at)
     pb.queue(NotifyCustomer("apology"))
     # The written apology is recorded when it goes out ("notice"); before the patch this said it was sent.
-    pb.recorded(step, "apologised; the written apology follows by e-mail" if workflow.patched("notice-entries")
+    pb.recorded(step, "apologised; the written apology follows by e-mail" if pb.v.patched("notice-entries")
                 else "apology sent to the customer")
 
 
@@ -244,7 +242,7 @@ def _propose_remedy(pb: Playbook, step: RemedyProposal) -> None:
     total = r.remedy_value(remedy)
     if total > r.limit(step.actor.role):
         remedy.needs_approval_from = r.approver_for(total)
-    if step.actor.role != Role.DIRECTOR and workflow.patched("goodwill-ceiling") and r.beyond_goodwill(remedy):
+    if step.actor.role != Role.DIRECTOR and pb.v.patched("goodwill-ceiling") and r.beyond_goodwill(remedy):
         remedy.needs_approval_from = Role.DIRECTOR
     pb.s.remedies.append(remedy)
     detail = f"remedy #{number}: " + "; ".join(i.item.describe() for i in items)
@@ -253,7 +251,7 @@ def _propose_remedy(pb: Playbook, step: RemedyProposal) -> None:
         # clock pauses only while the customer holds the next move: if the
         # proposal this one replaces was waiting on them, it runs again now.
         pb.recorded(step, detail + f" (needs approval by {a(remedy.needs_approval_from)})")
-        if workflow.patched("pause-only-on-customer"):
+        if pb.v.patched("pause-only-on-customer"):
             pb.clock.resume()
             pb.publish()
         return
