@@ -27,7 +27,8 @@ from workflows.payloads import (
     WebhookRequest,
 )
 
-ENGINE = {"load_sla_policy", "load_trust", "verify_credential", "business_clock_advance", "business_clock_elapsed"}
+ENGINE = {"set_up_incident", "load_sla_policy", "load_trust", "verify_credential", "business_clock_advance",
+          "business_clock_elapsed"}
 
 
 @activity.defn(name="refund_payment")

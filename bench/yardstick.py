@@ -379,7 +379,8 @@ class Site:
                        kind_bytes={k: round(v / len(hs)) for k, v in sorted(kind_bytes.items())})
 
     async def dump(self, case: str, into: Path) -> None:
-        """The last incident of ``case``, every run, as the `temporal` CLI's JSON (sealed), to see its events."""
+        """The last incident of ``case``, every run, as the `temporal` CLI's JSON, to see its events (and, for
+        ``plain``, what they hold)."""
         client = self.tallies[case].clients["client"]
         workflow_id = self.tallies[case].ids[-1]
         into.mkdir(parents=True, exist_ok=True)
@@ -557,7 +558,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         first = sites[0]
         for c in ("bare", "noop"):
             print(f"\nhistory of one full incident ({c}, sealed): {json.dumps(vars(await first.histories(c, 1)))}")
-            if args.dump:
+        if args.dump:
+            for c in cases:
                 await first.dump(c, Path(args.dump))
         if args.cycles:
             result["cycles"] = await first.cycles(args.cycles)
@@ -619,7 +621,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cases", default=",".join(CASES),
                         help=f"which of {', '.join(CASES)} (ratios need bare and noop; one alone: a run to profile)")
     parser.add_argument("--sample", type=int, default=3, help="incidents per case whose history is read")
-    parser.add_argument("--dump", metavar="DIR", help="write one incident's history per case (bare, noop) into DIR")
+    parser.add_argument("--dump", metavar="DIR",
+                        help="write one incident's history per case into DIR (sealed; plain: readable)")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (2 if args.quick else 4)
     args.incidents = args.incidents or (20 if args.quick else 30)

@@ -15,6 +15,7 @@ from activities.escalation import EscalationActivities
 from activities.identity import IdentityActivities, verify_first_step
 from activities.notices import NoticeActivities
 from activities.payments import PaymentActivities, stripe_client
+from activities.setup import SetupActivities
 from activities.webhooks import WebhookActivities
 from worker.config import Settings, Temporal, connect
 from workflows.incident import IncidentRecovery
@@ -31,6 +32,7 @@ def activities_for(settings: Settings) -> list:
     identity = IdentityActivities(settings.identity)
     escalation = EscalationActivities(settings.mail, settings.webhooks, settings.sla_policy.targets)
     return [
+        SetupActivities(clock, identity).set_up_incident,
         clock.load_sla_policy,
         identity.load_trust,
         verify_first_step,
@@ -47,12 +49,17 @@ def activities_for(settings: Settings) -> list:
     ]
 
 
-# pydantic imports email-validator lazily while validating an EmailStr; pass
-# it (and idna, which it uses) through so the sandbox does not re-import it
-# for every workflow run. PyJWT and cryptography verify credentials in the
+# Every module of amends' workflow passes through the sandbox, the workflow's own module too: re-imported
+# for every workflow instance, its update definitions (their type hints evaluated again) and imports cost
+# a fifth of the worker's time. They keep no module state and read time, randomness and ids only from
+# ``workflow.*``; the stored histories replayed in CI keep them deterministic. pydantic imports
+# email-validator lazily while validating an EmailStr; it (and idna, which it uses) pass through so the
+# sandbox does not re-import them for every run. PyJWT and cryptography verify credentials in the
 # validators: deterministic, and native code the sandbox must not reload.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("email_validator", "idna", "jwt", "cryptography", "workflows")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "workflows", "email_validator", "idna", "jwt", "cryptography",
+    )
 )
 
 

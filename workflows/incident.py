@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.guards import Refused, check_table
     from workflows.inputs import Actor, IncidentReport, Opening, StepInput
     from workflows.options import SYSTEM
-    from workflows.payloads import CredentialCheck, CredentialVerdict
+    from workflows.payloads import CredentialCheck, CredentialVerdict, Setup
     from workflows.playbook import Playbook
     from workflows.sla import SlaPolicy
     from workflows.snapshot import Snapshot, StepResult
@@ -131,15 +131,22 @@ class IncidentRecovery:
         metrics.opened(incident)
         pb.record("detected", SYSTEM, "backend", incident.what_happened)
         pb.enter_stage()
-        if pb.v.patched("verified-actors"):
-            # Before the SLA policy, so that an incident that answers with its
-            # deadline (sla_ready) already accepts credentials.
-            await self._load_trust()
-        # The worker's SLA policy, recorded in the history: a later change of
-        # the policy file never moves this incident's deadlines.
-        pb.s.policy = await workflow.execute_local_activity(
-            "load_sla_policy", result_type=SlaPolicy, start_to_close_timeout=timedelta(seconds=10),
-        )
+        # Whom the incident trusts and the worker's SLA policy, recorded in the history: a later change of
+        # the key sets or the policy file never moves this incident's deadlines or who may act on it.
+        if pb.v.release():
+            setup = await workflow.execute_local_activity(
+                "set_up_incident", result_type=Setup, start_to_close_timeout=timedelta(seconds=10),
+            )
+            setup.trust.loaded_at = workflow.now()
+            pb.s.trust, pb.s.policy = setup.trust, setup.policy
+        else:
+            if pb.v.patched("verified-actors"):
+                # Before the SLA policy, so that an incident that answers with its
+                # deadline (sla_ready) already accepts credentials.
+                await self._load_trust()
+            pb.s.policy = await workflow.execute_local_activity(
+                "load_sla_policy", result_type=SlaPolicy, start_to_close_timeout=timedelta(seconds=10),
+            )
         pb.clock.start()
         if self.openings_waiting:
             # A first step sent with the open is taken before anything else moves: its commands come in

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from workflows.inputs import Actor, Contact
 from workflows.money import Money
+from workflows.sla import SlaPolicy
 from workflows.trust import Trust
 
 
@@ -135,3 +136,11 @@ class CredentialVerdict(BaseModel):
     actor: Actor | None = None
     refusal: str | None = None
     unknown_key: bool = Field(default=False, description="Refused for a key the incident has not recorded.")
+
+
+class Setup(BaseModel):
+    """What an incident records when it opens, from one local activity (one marker): whom it trusts, and the
+    SLA policy it runs under."""
+
+    trust: Trust
+    policy: SlaPolicy

@@ -145,3 +145,38 @@ def decoded_payloads(history_json: str) -> str:
     payload keys (through the codec server, say) can read."""
     return "\n".join(_decoded(n) for n in nodes(json.loads(opened_json(history_json)))
                      if "metadata" in n and isinstance(n.get("data"), str))
+
+
+def commands_by_activation(history) -> list[list[str]]:
+    """The events each workflow activation's commands wrote, by event type name (a task's activations split
+    where a local activity's marker comes back); an upsert names the attributes it set,
+    ``UPSERT_WORKFLOW_SEARCH_ATTRIBUTES(RecoveryStage,StageDeadline)``."""
+    from temporalio.api.enums.v1 import EventType
+
+    tasks: list[list[str]] = []  # one list per activation
+    for event in history.events:
+        kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+        if kind == "WORKFLOW_TASK_COMPLETED" or (
+                kind == "MARKER_RECORDED" and event.marker_recorded_event_attributes.marker_name != "core_patch"):
+            # A local activity's result comes back in an activation of its own, within the same task.
+            tasks.append([])
+        elif tasks and not kind.startswith(("WORKFLOW_TASK_", "ACTIVITY_TASK_STARTED", "ACTIVITY_TASK_COMPLETED",
+                                            "TIMER_FIRED", "WORKFLOW_EXECUTION_UPDATE_ACCEPTED")):
+            if kind == "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES":
+                names = sorted(event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+                kind += "(" + ",".join(names) + ")"
+            tasks[-1].append(kind)
+    return tasks
+
+
+def markers(history) -> list[str]:
+    """The markers of a history: ``patch:<id>`` for each patch, ``local_activity`` for each local activity."""
+    out = []
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            m = event.marker_recorded_event_attributes
+            if m.marker_name == "core_patch":
+                out.append("patch:" + json.loads(m.details["patch-data"].payloads[0].data)["id"])
+            else:
+                out.append("local_activity")
+    return out

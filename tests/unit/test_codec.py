@@ -14,7 +14,17 @@ from temporalio.exceptions import ApplicationError
 
 from worker.codec_server import CodecServer
 from worker.config import codec_keys
-from workflows.codec import ENCODING, KEY_ID, NONCE_BYTES, CodecError, EncryptionCodec, KeyRing, UnknownKey, new_key
+from workflows.codec import (
+    COMPRESSION,
+    ENCODING,
+    KEY_ID,
+    NONCE_BYTES,
+    CodecError,
+    EncryptionCodec,
+    KeyRing,
+    UnknownKey,
+    new_key,
+)
 from workflows.converter import data_converter, encrypted_converter
 from workflows.inputs import Contact, NeedsInput
 
@@ -33,6 +43,21 @@ def test_a_sealed_payload_names_its_key_and_hides_the_data_and_its_encoding():
     assert set(sealed.metadata) == {"encoding", KEY_ID}  # json/plain is sealed with the data
     assert EMAIL.encode() not in sealed.data and b"json/plain" not in sealed.data
     assert EncryptionCodec(ONE).open(sealed) == PLAIN
+
+
+def test_a_large_payload_is_compressed_before_it_is_sealed_and_opens_whole():
+    needs = NeedsInput(needs="A tent that works before Friday, and the poles that were missing from the first one. " * 20)
+    plain = data_converter.payload_converter.to_payload(needs)
+    sealed = EncryptionCodec(ONE).seal(plain)
+    assert sealed.metadata[COMPRESSION] == b"zlib"
+    assert len(sealed.data) < len(plain.data) / 4  # what the history stores
+    assert b"tent" not in sealed.data
+    assert EncryptionCodec(ROTATED).open(sealed) == plain
+    # What was sealed before compression existed (no entry) opens as it did.
+    assert COMPRESSION not in EncryptionCodec(ONE).seal(PLAIN).metadata
+    tampered = Payload(metadata={**sealed.metadata, COMPRESSION: b"lz4"}, data=sealed.data)
+    with pytest.raises(CodecError, match="compressed with 'lz4'; this codec opens zlib only"):
+        EncryptionCodec(ONE).open(tampered)
 
 
 def test_every_payload_gets_a_fresh_nonce():

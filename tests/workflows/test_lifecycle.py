@@ -10,7 +10,14 @@ from pathlib import Path
 from tests.support.cli import run
 from tests.support.codec import ENV as CODEC_ENV
 from tests.support.factories import AGENT, CUSTOMER, EVERY_STAFF_NAME, MANAGER, paid_intent, report
-from tests.support.history import history_kinds, history_length, keep_history, recorded_search_attributes
+from tests.support.history import (
+    commands_by_activation,
+    history_kinds,
+    history_length,
+    keep_history,
+    markers,
+    recorded_search_attributes,
+)
 from tests.support.identity import Amends
 from tests.support.mail import text_of, unsigned
 from tests.support.servers import skip_a_year
@@ -143,4 +150,16 @@ async def test_full_lifecycle_reaches_the_anniversary(clock_env, settings, strip
     # when they change ("upsert-on-change"), small step results.
     await keep_history(clock_env.client.get_workflow_handle(handle.id, run_id=first_run), "notice_entries_recovery")
     await keep_history(handle, "notice_entries_anniversary")
+    # Since the release (workflows/versions.py): one marker stands for every patch, in the first run only (the
+    # year's run inherits it); the set-up is one local activity; search attributes are upserted at most once
+    # per workflow activation (the SDK's own TemporalChangeVersion beside the release's marker aside).
+    await keep_history(clock_env.client.get_workflow_handle(handle.id, run_id=first_run), "release_recovery")
+    await keep_history(handle, "release_anniversary")
+    recovery = await clock_env.client.get_workflow_handle(handle.id, run_id=first_run).fetch_history()
+    year = await handle.fetch_history()
+    assert markers(recovery) == ["patch:release-2026-12", "local_activity"]
+    assert markers(year) == []
+    for task in commands_by_activation(recovery) + commands_by_activation(year):
+        ours = [c for c in task if c.startswith("UPSERT") and c != "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES(TemporalChangeVersion)"]
+        assert len(ours) <= 1, task
     print(f"\nhistory of one full incident: {await history_length(handle)} events")

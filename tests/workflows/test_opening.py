@@ -7,7 +7,7 @@ import pytest
 from temporalio.client import Client, Interceptor, OutboundInterceptor, QueryWorkflowInput
 
 from tests.support.factories import AGENT, report
-from tests.support.history import history_kinds, keep_history, settled
+from tests.support.history import commands_by_activation, history_kinds, keep_history, settled
 from tests.support.identity import Amends
 from tests.support.servers import skip_a_year
 from tests.support.steps import WALK, take
@@ -72,6 +72,11 @@ async def test_open_and_apologise_in_one_call(ts_env, ts_worker, settings):
     kinds = await settled(handle)
     assert kinds.count("workflow_execution_started") == 1 and updates_taken(kinds) == 1
     await keep_history(handle, "opened_with_apology")
+    # At most one upsert of search attributes per activation, though the set-up, the credential's verdict and
+    # the apology each change them (the SDK's own TemporalChangeVersion, beside the release's marker, aside).
+    for task in commands_by_activation(await handle.fetch_history()):
+        ours = [c for c in task if c.startswith("UPSERT") and "TemporalChangeVersion" not in c]
+        assert len(ours) <= 1, task
     # Opened again with the same first step: the incident is returned, the step refused, nothing written.
     with pytest.raises(StepRefused, match="apologise refused: the incident is at stage 'apologised'"):
         await amends.open_incident(rep, then=ApologyInput(by=AGENT, channel="backend"))

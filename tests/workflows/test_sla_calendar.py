@@ -9,6 +9,7 @@ from tests.support.codec import CODEC, data_converter
 from tests.support.factories import report
 from tests.support.identity import Amends
 from tests.support.servers import time_skipping
+from workflows.payloads import Setup
 from workflows.sla import SlaPolicy
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -26,10 +27,10 @@ async def recorded_policy(handle) -> SlaPolicy:
     for event in history.events:
         if event.HasField("marker_recorded_event_attributes"):
             details = event.marker_recorded_event_attributes.details
-            if "result" in details and b"load_sla_policy" in CODEC.open(details["data"].payloads[0]).data:
-                [policy] = await data_converter.decode(list(details["result"].payloads), [SlaPolicy])
-                return policy
-    raise AssertionError("no load_sla_policy marker in the history")
+            if "result" in details and b"set_up_incident" in CODEC.open(details["data"].payloads[0]).data:
+                [setup] = await data_converter.decode(list(details["result"].payloads), [Setup])
+                return setup.policy
+    raise AssertionError("no set_up_incident marker in the history")
 
 
 async def test_a_low_severity_apology_waits_out_christmas_on_the_default_calendar(settings):
