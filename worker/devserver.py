@@ -255,6 +255,13 @@ class DevRuntime:
         except MetricsBindError as err:
             raise DevError(f"{err}; choose another with --metrics-port (0: no metrics)") from None
         self.client = await self._connect(connect, temporal, runtime)
+        # --search-attribute registers them only in a new database: a data directory from an earlier
+        # release gains the ones added since (as `amends setup` would) before the worker upserts them.
+        from worker.setup import register_search_attributes
+
+        added = (await register_search_attributes(self.client)).added
+        if added:
+            self.out(progress(f"registered search attributes {', '.join(added)}"))
         self._worker = build_worker(self.client, self.settings)
         self._worker_task = asyncio.create_task(self._worker.run(), name="amends worker")
 

@@ -17,7 +17,7 @@ from activities.notices import NoticeActivities
 from activities.payments import PaymentActivities, stripe_client
 from activities.setup import SetupActivities
 from activities.webhooks import WebhookActivities
-from worker.config import Settings, Temporal, connect
+from worker.config import ConfigError, Settings, Temporal, connect
 from workflows.incident import IncidentRecovery
 
 
@@ -96,6 +96,29 @@ def build_worker(client: Client, settings: Settings, activities: list | None = N
     )
 
 
+async def check_search_attributes(client: Client, log: logging.Logger) -> None:
+    """Refuse (``ConfigError``) a namespace without every search attribute the workflow upserts.
+
+    An upsert of an attribute the namespace does not know fails the workflow task, again and again,
+    for every incident that reaches it: better to stop here, naming them, than to poll.
+    """
+    from temporalio.service import RPCError
+
+    from worker.setup import unregistered
+
+    try:
+        missing = await unregistered(client)
+    except RPCError as err:  # a server that does not let this identity list them: the upserts will tell
+        log.warning("could not check the search attributes of namespace %r: %s", client.namespace, err.message)
+        return
+    if missing:
+        raise ConfigError(
+            f"namespace {client.namespace!r} lacks search attribute{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}, which the workflow upserts: run `amends setup` with the same "
+            "connection settings (it adds only what is missing), then start the worker again"
+        )
+
+
 async def run_worker(settings: Settings | None = None, stop: asyncio.Event | None = None,
                      temporal: Temporal | None = None) -> None:
     """Run ``amends worker``: refuse development defaults (``ConfigError``), connect to ``temporal``, poll."""
@@ -106,8 +129,9 @@ async def run_worker(settings: Settings | None = None, stop: asyncio.Event | Non
     temporal = temporal or Temporal()
     client = await connect(temporal.address, temporal.namespace, profile=temporal.profile,
                            config_file=temporal.config_file, runtime=runtime_for(settings.metrics_bind))
-    worker = build_worker(client, settings)
     log = logging.getLogger("amends")
+    await check_search_attributes(client, log)
+    worker = build_worker(client, settings)
     if settings.metrics_bind:
         log.info("metrics on http://%s/metrics", settings.metrics_bind)
     if settings.deployment is not None:

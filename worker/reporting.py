@@ -1,8 +1,9 @@
 """Reading incidents back: the post-mortem as Markdown, and the summary of many incidents.
 
-Pure functions of ``Snapshot``s (no Temporal, no clock), so that the CLI
-only fetches and prints, and the tests check the words and the numbers
-without a server.
+Pure functions (no Temporal, no clock) of a ``Snapshot``, or for the summary
+of small per-incident rows (``IncidentRow``) that the CLI reads from the
+visibility listing, so that the CLI only fetches and prints, and the tests
+check the words and the numbers without a server.
 """
 
 from __future__ import annotations
@@ -10,15 +11,21 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from workflows.formatting import duration, money, utc
 from workflows.inputs import SystemCondition
 from workflows.names import name_pattern
+from workflows.search import seconds_to_apology
 from workflows.snapshot import Snapshot
 from workflows.stages import Stage
 
 NO_ROOT_CAUSE = "none yet"
+# What an incident opened before the report's search attributes existed does not say (the report
+# run with --visibility-only): its category or stage when it set none, its root cause after the
+# post-mortem.
+UNKNOWN = "unknown"
 
 # The steps a post-mortem reader needs from the timeline: the playbook's
 # milestones, the deadlines missed, and the follow-ups.
@@ -192,37 +199,80 @@ def _ordered(counts: Counter, order: list[str] | None = None) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def summarise(snaps: Iterable[Snapshot]) -> dict:
+@dataclass(frozen=True)
+class IncidentRow:
+    """What the summary needs of one incident: a row of ``report --json``.
+
+    ``None`` where it is not known: an incident opened before the report's search attributes
+    existed, read from visibility alone, says neither its time to apology nor its breaches.
+    """
+
+    workflow_id: str
+    category: str
+    root_cause_category: str  # a SystemCondition, NO_ROOT_CAUSE, or UNKNOWN
+    stage: str
+    phase: str
+    apologised: bool
+    time_to_apology_seconds: int | None  # None: not apologised, or not known
+    breached_deadlines: int | None  # None: not known
+
+
+APOLOGISED_STAGES = {s.value for s in Stage} - {Stage.DETECTED.value}
+POSTMORTEM_STAGES = {Stage.POSTMORTEM_DONE.value, Stage.ANNIVERSARY.value}
+
+
+def row_of(snap: Snapshot) -> IncidentRow:
+    """An incident's row from its snapshot."""
+    to_apology = seconds_to_apology(snap)
+    return IncidentRow(
+        workflow_id=snap.workflow_id, category=str(snap.report.category), root_cause_category=root_cause_category(snap),
+        stage=str(snap.stage), phase=snap.phase, apologised=to_apology is not None,
+        time_to_apology_seconds=to_apology, breached_deadlines=breached_deadlines(snap),
+    )
+
+
+def row_of_attributes(workflow_id: str, phase: str, category: str | None, stage: str | None,
+                      root_cause: str | None, breaches: int | None, to_apology: int | None) -> IncidentRow:
+    """An incident's row from its search attributes (``breaches`` None: it opened before the report's existed).
+
+    The stage says whether the customer was apologised to and whether a post-mortem exists; an
+    incident without the report's attributes leaves the time and the root cause unknown.
+    """
+    known = breaches is not None
+    stage = stage or UNKNOWN
+    apologised = to_apology is not None or stage in APOLOGISED_STAGES
+    if root_cause is None:
+        root_cause = NO_ROOT_CAUSE if known or stage not in POSTMORTEM_STAGES and stage != UNKNOWN else UNKNOWN
+    return IncidentRow(
+        workflow_id=workflow_id, category=category or UNKNOWN, root_cause_category=root_cause, stage=stage,
+        phase=phase, apologised=apologised, time_to_apology_seconds=to_apology, breached_deadlines=breaches,
+    )
+
+
+def summarise(incidents: Iterable[IncidentRow | Snapshot]) -> dict:
     """Counts by category, root-cause category and stage; median time to apology; breached deadlines.
 
-    The median counts only incidents apologised for; an incident's breaches
-    are the stages whose deadline it missed.
+    The median counts only incidents apologised for whose time is known; an incident's breaches
+    are the stages whose deadline it missed. What is not known is counted apart
+    (``apology_time_unknown``, ``breaches_unknown``), never as a zero.
     """
-    snaps = list(snaps)
-    apologies = [t for t in (time_to_apology(s) for s in snaps) if t is not None]
-    median = statistics.median(t.total_seconds() for t in apologies) if apologies else None
+    rows = [row_of(i) if isinstance(i, Snapshot) else i for i in incidents]
+    times = [r.time_to_apology_seconds for r in rows if r.time_to_apology_seconds is not None]
+    apologised = sum(r.apologised for r in rows)
     return {
-        "incidents": len(snaps),
-        "by_category": _ordered(Counter(str(s.report.category) for s in snaps)),
+        "incidents": len(rows),
+        "by_category": _ordered(Counter(r.category for r in rows)),
         "by_root_cause_category": _ordered(
-            Counter(root_cause_category(s) for s in snaps), [c.value for c in SystemCondition] + [NO_ROOT_CAUSE]
+            Counter(r.root_cause_category for r in rows),
+            [c.value for c in SystemCondition] + [NO_ROOT_CAUSE, UNKNOWN],
         ),
-        "by_stage": _ordered(Counter(str(s.stage) for s in snaps), [s.value for s in Stage]),
-        "apologised": len(apologies),
-        "median_time_to_apology_seconds": median,
-        "breached_deadlines": sum(breached_deadlines(s) for s in snaps),
-        "rows": [
-            {
-                "workflow_id": s.workflow_id,
-                "category": str(s.report.category),
-                "root_cause_category": root_cause_category(s),
-                "stage": str(s.stage),
-                "phase": s.phase,
-                "time_to_apology_seconds": t.total_seconds() if (t := time_to_apology(s)) is not None else None,
-                "breached_deadlines": breached_deadlines(s),
-            }
-            for s in sorted(snaps, key=lambda s: s.workflow_id)
-        ],
+        "by_stage": _ordered(Counter(r.stage for r in rows), [s.value for s in Stage] + [UNKNOWN]),
+        "apologised": apologised,
+        "median_time_to_apology_seconds": statistics.median(times) if times else None,
+        "apology_time_unknown": apologised - len(times),
+        "breached_deadlines": sum(r.breached_deadlines or 0 for r in rows),
+        "breaches_unknown": sum(r.breached_deadlines is None for r in rows),
+        "rows": [asdict(r) for r in sorted(rows, key=lambda r: r.workflow_id)],
     }
 
 
@@ -235,12 +285,20 @@ def report_text(summary: dict) -> str:
     for title, key in sections:
         out += ["", title]
         out += [f"  {k.replace('_', ' '):<{width}}  {n:>5}" for k, n in summary[key].items()] or ["  (none)"]
-    median = summary["median_time_to_apology_seconds"]
-    out += [
-        "",
-        "median time to apology  "
-        + (duration(median) if median is not None else "—")
-        + f"  ({summary['apologised']} of {summary['incidents']} apologised)",
-        f"breached deadlines      {summary['breached_deadlines']}",
-    ]
+    out += ["", "median time to apology  " + apology_line(summary),
+            f"breached deadlines      {breaches_line(summary)}"]
     return "\n".join(out)
+
+
+def apology_line(summary: dict) -> str:
+    """``2 h  (1 of 3 apologised)``, saying how many apologies have no time known."""
+    median = summary["median_time_to_apology_seconds"]
+    unknown = summary.get("apology_time_unknown", 0)
+    return ((duration(median) if median is not None else "—")
+            + f"  ({summary['apologised']} of {summary['incidents']} apologised"
+            + (f"; {unknown} of them without a recorded time" if unknown else "") + ")")
+
+
+def breaches_line(summary: dict) -> str:
+    unknown = summary.get("breaches_unknown", 0)
+    return str(summary["breached_deadlines"]) + (f"  (not known for {unknown} incidents)" if unknown else "")

@@ -9,6 +9,8 @@ Temporal Cloud registers them through its own control plane (``tcld`` or
 the web console), not the operator service.
 
 Only the missing attributes are added, so running it again changes nothing.
+``amends worker`` checks at start (``unregistered``) and refuses to poll a
+namespace that lacks any of them, naming them and this command.
 A name the namespace already has with another type is an error: the
 workflow would upsert values of the wrong type, and Temporal cannot change
 an attribute's type in place.
@@ -87,3 +89,16 @@ async def register_search_attributes(
             return await register_search_attributes(client, namespace, keys)
     result.added = list(missing)
     return result
+
+
+async def unregistered(client: Client, namespace: str | None = None,
+                       keys: tuple[SearchAttributeKey, ...] = search.ALL) -> list[str]:
+    """What the workflow would upsert in vain: each of ``keys`` the namespace lacks or has with another type."""
+    namespace = namespace or client.namespace
+    existing = await registered(client, namespace)
+    return [
+        k.name if k.name not in existing
+        else f"{k.name} (is {type_name(existing[k.name])}, needs {type_name(wanted_type(k))})"
+        for k in keys
+        if existing.get(k.name) != wanted_type(k)
+    ]

@@ -171,11 +171,10 @@ class Playbook:
         """Upsert the search attributes that changed, and set the current details (before a run ends too)."""
         self.unpublished = False
         s = self.s
-        attrs = search.values(s.report, s.stage, s.escalation_level, s.red_flagged, s.clock.due_at if s.clock else None)
+        attrs = search.values_of(s)
         if self.v.patched("upsert-on-change"):
             # Only what changed: most changes move none of them (the SDK keeps what the run holds).
-            held = workflow.info().typed_search_attributes
-            attrs = [(k, v) for k, v in attrs if held.get(k) != v]
+            attrs = search.changed(attrs, workflow.info().typed_search_attributes)
         if attrs:
             workflow.upsert_search_attributes([k.value_unset() if v is None else k.value_set(v) for k, v in attrs])
         workflow.set_current_details(current_details(self.r, self.now()))

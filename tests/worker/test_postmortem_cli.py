@@ -11,13 +11,24 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.worker import (
+    HandleQueryInput,
+    Interceptor,
+    Worker,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
 
 from tests.support.cli import amends, open_options, signed_in
 from tests.support.factories import AGENT, CUSTOMER, MANAGER, report
 from tests.support.identity import Amends
-from tests.support.steps import wait_for
+from tests.support.policy import ALL_CALENDAR, policy
+from tests.support.steps import opened, wait_for, walk_to
+from worker.main import WORKFLOW_RUNNER, activities_for
 from worker.reporting import (
     NO_ROOT_CAUSE,
     NoPostmortem,
@@ -26,7 +37,9 @@ from worker.reporting import (
     summarise,
     time_to_apology,
 )
+from workflows import search
 from workflows.client import AmendsClient
+from workflows.incident import IncidentRecovery
 from workflows.inputs import (
     AcceptInput,
     ApologyInput,
@@ -37,6 +50,9 @@ from workflows.inputs import (
 )
 from workflows.snapshot import Snapshot
 from workflows.stages import Stage
+
+SHORT_APOLOGY = policy(clocks=ALL_CALENDAR, deadlines__detected={"critical": "1s", "high": "1h", "medium": "4h",
+                                                                  "low": "8h"})
 
 
 def today() -> date:
@@ -235,6 +251,110 @@ async def test_report_counts_the_incidents_of_a_period(cli_env, dev_env, setting
 
     bad = await amends("report", "--since", "last tuesday", env=cli_env)
     assert bad.code == 2 and "is not a date" in bad.err
+
+
+class CountQueries(Interceptor):
+    """A worker interceptor: every query the worker's incidents answer (a query reaches the worker
+    that runs the incident, whoever asks: the CLI in its own process included)."""
+
+    def __init__(self) -> None:
+        self.answered: list[str] = []
+
+    def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
+        answered = self.answered
+
+        class Counting(WorkflowInboundInterceptor):
+            async def handle_query(self, input: HandleQueryInput) -> Any:
+                answered.append(input.query)
+                return await super().handle_query(input)
+
+        return Counting
+
+
+REPORTED = ("incidents", "by_category", "by_root_cause_category", "by_stage", "apologised",
+            "median_time_to_apology_seconds", "breached_deadlines", "rows")
+
+
+async def test_report_reads_visibility_and_queries_no_incident(cli_env, dev_env, settings):
+    """Incidents in different stages: the report's numbers are those of their snapshots (the old way), and
+    no incident answers a query for it. One opened before --since and continued as new after is left out."""
+    task_queue = f"amends-report-{uuid.uuid4().hex[:6]}"
+    fast = settings.model_copy(update={"task_queue": task_queue, "sla_policy": SHORT_APOLOGY})
+    counter = CountQueries()
+    async with Worker(dev_env.client, task_queue=task_queue, workflows=[IncidentRecovery],
+                      activities=activities_for(fast), workflow_runner=WORKFLOW_RUNNER, interceptors=[counter]):
+        client = Amends(dev_env.client, task_queue)
+        before_since = await opened(client, severity="medium")  # its first run opens before --since
+        await asyncio.sleep(0.05)
+        since = datetime.now(UTC)
+        await asyncio.sleep(0.05)
+        await walk_to(client, before_since, Stage.POSTMORTEM_DONE)  # continues as new after --since
+        done = await opened(client, severity="medium", category="damaged")
+        await walk_to(client, done, Stage.POSTMORTEM_DONE)  # root cause "process"; its anniversary run
+        apologised = await opened(client, severity="medium", category="billing_error")
+        await walk_to(client, apologised, Stage.APOLOGISED)
+        waiting = await opened(client, severity="medium")
+        breached = await opened(client, severity="critical")  # apology due in 1 s
+        await wait_for(client, breached, lambda s: s.escalation_level >= 1)
+        await walk_to(client, breached, Stage.APOLOGISED)
+        for key in (before_since, done):
+            await wait_for(client, key, lambda s: s.phase == "anniversary")
+        keys = [done, apologised, waiting, breached]
+
+        queried_before = len(counter.answered)
+        for _ in range(100):  # visibility trails the upserts by a moment
+            ran = await amends("report", "--since", since.isoformat(), "--json", env=cli_env)
+            assert ran.code == 0, ran.err
+            summary = json.loads(ran.out)
+            if summary["by_stage"] == {"detected": 1, "apologised": 2, "postmortem_done": 1}:
+                break
+            await asyncio.sleep(0.2)
+        assert len(counter.answered) == queried_before, counter.answered[queried_before:]
+        assert summary["queried"] == 0 and summary["skipped"] == 0 and ran.err == ""
+
+        # The same numbers as the snapshots give (the old report queried each one for them).
+        snaps = [await client.snapshot(k) for k in keys]
+        assert len(counter.answered) >= queried_before + len(keys)  # the counter does count queries
+        expected = summarise(snaps)
+        assert {k: summary[k] for k in REPORTED} == {k: expected[k] for k in REPORTED}
+        assert sorted(row["workflow_id"] for row in summary["rows"]) == sorted(f"incident-{k}" for k in keys)
+        assert summary["by_category"] == {"late_delivery": 2, "billing_error": 1, "damaged": 1}
+        assert summary["by_root_cause_category"] == {"process": 1, NO_ROOT_CAUSE: 3}
+        assert summary["apologised"] == 3 and summary["breached_deadlines"] == 1
+        slow = next(r for r in summary["rows"] if r["workflow_id"] == f"incident-{breached}")
+        assert slow["breached_deadlines"] == 1 and slow["time_to_apology_seconds"] >= 1
+        assert next(r for r in summary["rows"] if r["workflow_id"] == f"incident-{done}")["phase"] == "anniversary"
+
+        # An incident without the report's attributes (as opened before they existed, and no worker
+        # has run it since): counted with what it says, or read by query.
+        old = report(None)
+        stray = await dev_env.client.start_workflow(
+            "IncidentRecovery", old, id=f"incident-{old.incident_key}", task_queue=f"{task_queue}-nobody",
+            search_attributes=TypedSearchAttributes([SearchAttributePair(k, v) for k, v in search.values(
+                old, Stage.DETECTED) if k in search.FILTERS and v is not None]))
+        try:
+            for _ in range(100):
+                ran = await amends("report", "--since", since.isoformat(), "--json", "--visibility-only", env=cli_env)
+                assert ran.code == 0, ran.err
+                summary = json.loads(ran.out)
+                if summary["incidents"] == 5:
+                    break
+                await asyncio.sleep(0.2)
+            assert summary["by_stage"] == {"detected": 2, "apologised": 2, "postmortem_done": 1}
+            assert summary["breaches_unknown"] == 1 and summary["breached_deadlines"] == 1
+            assert summary["by_root_cause_category"] == {"process": 1, NO_ROOT_CAUSE: 4}  # still at detected
+            assert summary["queried"] == 0 and summary["apologised"] == 3
+            table = await amends("report", "--since", since.isoformat(), "--visibility-only", env=cli_env)
+            assert "breached deadlines      1  (not known for 1 incidents)" in table.out, table.out
+
+            ran = await amends("report", "--since", since.isoformat(), "--json", "--timeout", "6", env=cli_env)
+            summary = json.loads(ran.out)
+            assert summary["queried"] == 1 and summary["skipped"] == 1 and summary["incidents"] == 4
+            assert ran.err.startswith(f"warning: skipped {stray.id}: "), ran.err
+            assert "note: 1 incident without the report's search attributes" in ran.err
+        finally:
+            await stray.terminate("test over")
+        assert len(counter.answered) == queried_before + len(keys)  # none of these reports queried either
 
 
 # ---------------------------------------------------------------- the reporting functions alone

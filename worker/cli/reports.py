@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -27,6 +28,9 @@ from worker.cli.output import console, table, terminal
 from workflows.client import AmendsClient
 from workflows.formatting import duration, utc
 from workflows.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from worker.reporting import IncidentRow
 
 # ================================================================ post-mortem export
 
@@ -76,75 +80,141 @@ def parse_since(text: str) -> datetime:
 
 
 REPORT_QUERY = 'WorkflowType="IncidentRecovery"'
+# With --since: the runs opened after it, and the runs that continued as new after it, so that an
+# incident whose first run opened before shows one of its runs started before, and is left out.
+SINCE_QUERY = REPORT_QUERY + (' AND (StartTime > "{since}"'
+                              ' OR (ExecutionStatus = "ContinuedAsNew" AND CloseTime > "{since}"))')
 QUERY_CONCURRENCY = 8
 
 
-async def incident_snapshots(client, since: datetime | None, per_query_timeout: float,
-                             warn: Callable[[str], None]) -> list[Snapshot]:
-    """The snapshot of every incident visibility lists (started after ``since``), from its latest run.
+def report_query(since: datetime | None) -> str:
+    if since is None:
+        return REPORT_QUERY
+    return SINCE_QUERY.format(since=since.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
-    An incident that continued as new has two runs; it is counted once, and
-    with ``since`` only when its first run is among those listed (it opened
-    after ``since``). One that cannot be queried is skipped with a warning.
+
+async def listed_incidents(client, since: datetime | None) -> dict[str, list]:
+    """The runs one visibility listing gives, by workflow id: the incidents opened after ``since``.
+
+    An incident that continued as new has several runs. With ``since``, it is kept only when its
+    first run opened after ``since``: the listing also holds every run that continued as new after
+    ``since``, so an incident opened before shows a run started before (and is left out).
     """
+    runs: dict[str, list] = {}
+    async for wf in client.list_workflows(report_query(since)):
+        runs.setdefault(wf.id, []).append(wf)
+    if since is not None:
+        runs = {wid: listed for wid, listed in runs.items() if min(w.start_time for w in listed) > since}
+    return runs
+
+
+def latest(listed: list):
+    """The incident's current run: the one that did not continue as new (else the last started)."""
     from temporalio.client import WorkflowExecutionStatus
 
-    from workflows.incident import IncidentRecovery
+    open_or_done = [w for w in listed if w.status != WorkflowExecutionStatus.CONTINUED_AS_NEW]
+    return max(open_or_done or listed, key=lambda w: w.start_time)
 
-    query = REPORT_QUERY
-    if since is not None:
-        query += f' AND StartTime > "{since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}"'
-    runs: dict[str, list] = {}
-    async for wf in client.list_workflows(query):
-        runs.setdefault(wf.id, []).append(wf)
+
+def row_from_visibility(listed: list) -> IncidentRow:
+    """An incident's row from the search attributes of its current run (``listed``: all its runs listed)."""
+    from worker.reporting import POSTMORTEM_STAGES, row_of_attributes
+    from workflows import search
+
+    wf = latest(listed)
+    attrs = wf.typed_search_attributes
+    stage = attrs.get(search.RECOVERY_STAGE)
+    # The anniversary run is the one the post-mortem continued into (a run continued in the middle
+    # of the recovery is still the recovery phase).
+    phase = "anniversary" if stage in POSTMORTEM_STAGES and len(listed) > 1 or stage == "anniversary" else "recovery"
+    return row_of_attributes(
+        wf.id, phase, attrs.get(search.INCIDENT_CATEGORY), stage, attrs.get(search.ROOT_CAUSE),
+        attrs.get(search.DEADLINES_BREACHED), attrs.get(search.SECONDS_TO_APOLOGY),
+    )
+
+
+def has_report_attributes(listed: list) -> bool:
+    """Whether the incident sets the report's attributes: every one opened since they exist does (from the start)."""
+    from workflows import search
+
+    return latest(listed).typed_search_attributes.get(search.DEADLINES_BREACHED) is not None
+
+
+async def incident_rows(client, since: datetime | None, *, query_older: bool, per_query_timeout: float,
+                        warn: Callable[[str], None]) -> tuple[list[IncidentRow], int]:
+    """The row of every incident opened after ``since`` (all without), and how many were queried.
+
+    One visibility listing answers for every incident that sets the report's search attributes.
+    An incident opened before they existed (it lacks ``DeadlinesBreached``) is read by its
+    ``snapshot`` query when ``query_older``, or else from the attributes it has, its time to
+    apology, root cause and breaches unknown. One that cannot be queried is skipped with a warning.
+    """
+    from worker.reporting import row_of
+
+    runs = await listed_incidents(client, since)
+    rows = [row_from_visibility(listed) for listed in runs.values() if not query_older or has_report_attributes(listed)]
+    older = [wid for wid, listed in runs.items() if query_older and not has_report_attributes(listed)]
     gate = asyncio.Semaphore(QUERY_CONCURRENCY)
 
-    async def one(wid: str) -> Snapshot | None:
+    async def one(wid: str) -> IncidentRow | None:
+        from workflows.incident import IncidentRecovery
+
         async with gate:
             try:
                 handle = client.get_workflow_handle(wid, result_type=Snapshot)  # no run id: the latest run
-                return await asyncio.wait_for(handle.query(IncidentRecovery.snapshot), per_query_timeout)
+                return row_of(await asyncio.wait_for(handle.query(IncidentRecovery.snapshot), per_query_timeout))
             except TimeoutError:
                 warn(f"warning: skipped {wid}: no answer to the snapshot query within {per_query_timeout:.0f}s")
             except Exception as err:  # noqa: BLE001  (a failed, terminated or foreign workflow: report the rest)
                 warn(f"warning: skipped {wid}: {getattr(err, 'message', None) or err}")
             return None
 
-    snaps = [s for s in await asyncio.gather(*(one(wid) for wid in runs)) if s is not None]
-    if since is not None:
-        continued = {wid for wid, listed in runs.items()
-                     if any(w.status == WorkflowExecutionStatus.CONTINUED_AS_NEW for w in listed)}
-        snaps = [s for s in snaps if s.phase == "recovery" or s.workflow_id in continued]
-    return snaps
+    rows += [r for r in await asyncio.gather(*(one(wid) for wid in older)) if r is not None]
+    return rows, len(older)
 
 
 @click.command(context_settings=CONTEXT, short_help="Summarise incidents: categories, root causes, stages, SLAs.")
 @click.option("--since", default=None, metavar="DATE",
               help="Only incidents opened after DATE (YYYY-MM-DD, or an ISO 8601 time; UTC unless it says).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with one row per incident) instead of a table.")
+@click.option("--visibility-only", is_flag=True,
+              help="Query no incident: count those opened before the report's search attributes existed "
+                   "with their time to apology, root cause and breaches unknown.")
 @connection_options
-def report(since: str | None, as_json: bool, address: str | None, namespace: str | None, profile: str | None,
-           config_file: str | None, task_queue: str, timeout: float) -> None:
-    """Summarise incidents from Temporal's visibility store and each one's snapshot: counts by category,
-    by root-cause category (from the post-mortem; "none yet" without one) and by stage, the median
-    time from detection to apology (of those apologised for), and the deadlines breached (stages
-    whose deadline was missed, summed). Incidents that cannot be queried are skipped with a warning
-    on stderr."""
+def report(since: str | None, as_json: bool, visibility_only: bool, address: str | None, namespace: str | None,
+           profile: str | None, config_file: str | None, task_queue: str, timeout: float) -> None:
+    """Summarise incidents from one listing of Temporal's visibility store: counts by category, by
+    root-cause category (from the post-mortem; "none yet" without one) and by stage, the median time
+    from detection to apology (of those apologised for, in whole seconds), and the deadlines
+    breached (stages whose deadline was missed, summed). Each incident's search attributes say it
+    all (RecoveryStage, IncidentCategory, RootCause, DeadlinesBreached, SecondsToApology): no
+    incident is queried.
+
+    Incidents opened before amends set RootCause, DeadlinesBreached and SecondsToApology (a
+    running one sets them at its next stage change) do not vanish: each is read by its snapshot
+    query instead, and the report says on stderr how many were ("queried" in --json); one that
+    cannot answer is skipped with a warning. With --visibility-only they are counted from the
+    attributes they have, their time to apology, root cause and breaches "unknown", and counted
+    apart ("apology_time_unknown", "breaches_unknown")."""
     from worker.reporting import report_text, summarise
 
     since_at = parse_since(since) if since else None
     conn = Connection(address, namespace, task_queue, timeout, profile, config_file)
     warnings: list[str] = []
 
-    async def work(amends: AmendsClient) -> list[Snapshot]:
+    async def work(amends: AmendsClient) -> tuple[list[IncidentRow], int]:
         # Each query gets a third of the whole: a few that cannot answer still leave time for the rest.
-        return await incident_snapshots(amends.client, since_at, min(10.0, timeout / 3), warnings.append)
+        return await incident_rows(amends.client, since_at, query_older=not visibility_only,
+                                   per_query_timeout=min(10.0, timeout / 3), warn=warnings.append)
 
-    snaps = conn.run(None, work)
+    rows, queried = conn.run(None, work)
     for line in warnings:
         click.echo(line, err=True)
-    summary = {"since": since_at.isoformat() if since_at else None, **summarise(snaps),
-               "skipped": len(warnings)}
+    if queried:
+        click.echo(f"note: {queried} incident{'s' if queried > 1 else ''} without the report's search attributes "
+                   "(opened before they existed) read by query", err=True)
+    summary = {"since": since_at.isoformat() if since_at else None, **summarise(rows),
+               "queried": queried, "skipped": len(warnings)}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     elif terminal():
@@ -157,6 +227,8 @@ def print_report(summary: dict) -> None:
     """The summary as rich tables (``report_text`` is the same for a pipe)."""
     from rich.text import Text
 
+    from worker.reporting import apology_line, breaches_line
+
     out = console()
     out.print(Text.assemble((f"{summary['incidents']} incidents", "bold"),
                             f" since {summary['since']}" if summary["since"] else ""))
@@ -164,10 +236,8 @@ def print_report(summary: dict) -> None:
                        ("by stage", "by_stage")):
         rows = [(k.replace("_", " "), str(n)) for k, n in summary[key].items()]
         out.print(table([title, "incidents"], rows or [("(none)", "")], numeric=["incidents"]))
-    median = summary["median_time_to_apology_seconds"]
-    out.print(Text.assemble(("median time to apology  ", "bold"), duration(median) if median is not None else "—",
-                            f"  ({summary['apologised']} of {summary['incidents']} apologised)"))
-    out.print(Text.assemble(("breached deadlines      ", "bold"), str(summary["breached_deadlines"])))
+    out.print(Text.assemble(("median time to apology  ", "bold"), apology_line(summary)))
+    out.print(Text.assemble(("breached deadlines      ", "bold"), breaches_line(summary)))
 
 
 # ================================================================ stalled incidents
