@@ -107,9 +107,14 @@ class ExplainingJSONPayloadConverter(PydanticJSONPlainPayloadConverter, WithSeri
             raise InvalidPayload(reason) from None
 
 
+# The two JSON converters (inside a workflow's context, and outside), shared: stateless but for pydantic's
+# cache of type adapters, which is what makes a second payload of a type cheap.
+_JSON = ExplainingJSONPayloadConverter()
+
+
 class AmendsPayloadConverter(CompositePayloadConverter):
     def __init__(self) -> None:
-        json_converter = ExplainingJSONPayloadConverter()
+        json_converter = _JSON
         super().__init__(
             *(
                 json_converter if isinstance(c, JSONPlainPayloadConverter) else c
@@ -118,7 +123,31 @@ class AmendsPayloadConverter(CompositePayloadConverter):
         )
 
 
-data_converter = DataConverter(payload_converter_class=AmendsPayloadConverter)
+@dataclasses.dataclass(frozen=True)
+class AmendsDataConverter(DataConverter):
+    """A data converter that is put in a payload's context once per kind of context, not once per payload.
+
+    The SDK asks for a converter in the context of every payload it converts; the stock answer rebuilds the
+    payload converter, its composite and the failure converter each time, and a fifteenth of the worker's
+    time went there. All amends' conversion needs of a context is whether it is a workflow's (see
+    ``ExplainingJSONPayloadConverter``); the codec and the failure converter take none.
+    """
+
+    _by_kind: dict[bool, DataConverter] = dataclasses.field(default_factory=dict, init=False, repr=False,
+                                                            compare=False)
+
+    def with_context(self, context: SerializationContext) -> Self:
+        if any(isinstance(part, WithSerializationContext)
+               for part in (self.payload_codec, self.failure_converter, self.external_storage)):
+            return super().with_context(context)
+        kind = isinstance(context, WorkflowSerializationContext)
+        converter = self._by_kind.get(kind)
+        if converter is None:
+            converter = self._by_kind[kind] = super().with_context(context)
+        return converter  # type: ignore[return-value]
+
+
+data_converter = AmendsDataConverter(payload_converter_class=AmendsPayloadConverter)
 
 
 def encrypted_converter(ring: KeyRing, base: DataConverter = data_converter) -> DataConverter:
