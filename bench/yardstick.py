@@ -11,7 +11,10 @@ load drifting on a shared machine falls on all of them alike:
 - ``real``: amends' full incident with real integrations, as ``amends dev``
   runs them: localstripe, an SMTP sink and the webhook receiver (in child
   processes, their CPU counted apart);
-- ``plain``: ``noop`` without the payload codec: what sealing costs.
+- ``plain``: ``noop`` without the payload codec: what sealing costs;
+- ``sandboxed``: ``noop`` in the SDK's workflow sandbox, as the bare
+  workflow runs (amends' worker runs its workflow outside it): what the
+  sandbox would cost.
 
 Every case but ``plain`` uses the production data converter with the codec
 (``encrypted_converter``). CPU is this process's (client and worker:
@@ -45,7 +48,7 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdate
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowRunner
 
 from activities.identity import IdentityConfig
 from activities.notices import MailSettings
@@ -57,7 +60,7 @@ from bench.noop import noop_activities
 from worker.config import Settings
 from worker.issuer import Issuer, identity_toml
 from worker.issuer import KeyRing as IssuerKeys
-from worker.main import WORKFLOW_RUNNER, activities_for, build_worker
+from worker.main import SANDBOXED, WORKFLOW_RUNNER, activities_for, build_worker
 from worker.processes import free_port, wait_for_port
 from workflows import search
 from workflows.client import AmendsClient
@@ -81,7 +84,7 @@ PRAGMAS = {
     "wal": ["journal_mode=wal"],
     "wal-normal": ["journal_mode=wal", "synchronous=normal"],
 }
-CASES = ("bare", "noop", "real", "plain")
+CASES = ("bare", "noop", "real", "plain", "sandboxed")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -289,9 +292,11 @@ class Site:
         real = activities_for(settings)
         noop = noop_activities(real)
 
-        def amends_case(case: str, client: Client, activities: list[Any]) -> None:
+        def amends_case(case: str, client: Client, activities: list[Any],
+                        runner: WorkflowRunner = WORKFLOW_RUNNER) -> None:
             queue = f"bench-{case}"
-            self.workers.append(build_worker(client, settings.model_copy(update={"task_queue": queue}), activities))
+            self.workers.append(build_worker(client, settings.model_copy(update={"task_queue": queue}), activities,
+                                             runner))
             as_ = {a.role: AmendsClient(client, queue, signer=issuer.signer(a)) for a in (AGENT, CUSTOMER, MANAGER)}
             payments = case == "real"
 
@@ -304,7 +309,7 @@ class Site:
 
         if "bare" in cases:
             self.workers.append(Worker(sealed, task_queue="bench-bare", workflows=[BareIncident],
-                                       activities=[bare_noop], workflow_runner=WORKFLOW_RUNNER))
+                                       activities=[bare_noop], workflow_runner=SANDBOXED))
             self.runners["bare"] = lambda key, t: bare_incident(sealed, "bench-bare", key, t)
             self.tallies["bare"].clients["client"] = sealed
         if "noop" in cases:
@@ -313,6 +318,8 @@ class Site:
             amends_case("real", sealed, real)
         if "plain" in cases:
             amends_case("plain", plain, noop)
+        if "sandboxed" in cases:
+            amends_case("sandboxed", sealed, noop, SANDBOXED)
         for w in self.workers:
             await w.__aenter__()
         self.sealed = sealed
@@ -504,6 +511,12 @@ def summarise(site: Site, hist: dict[str, History], cases: tuple[str, ...]) -> d
     if "plain" in rows:
         out["codec_cpu_ms_per_incident"] = round(noop["cpu_ms_per_incident"] - rows["plain"]["cpu_ms_per_incident"], 1)
         out["codec_cpu_share"] = ratio(out["codec_cpu_ms_per_incident"], noop["cpu_ms_per_incident"])
+    if "sandboxed" in rows:
+        sandboxed = rows["sandboxed"]
+        # amends in the sandbox the bare workflow runs in: what leaving it saves.
+        out["sandboxed_cpu_ratio"] = ratio(sandboxed["cpu_ms_per_incident"], bare["cpu_ms_per_incident"])
+        out["sandboxed_throughput_ratio"] = ratio(sandboxed["incidents_per_s"], bare["incidents_per_s"])
+        out["sandbox_cpu_ms_per_incident"] = round(sandboxed["cpu_ms_per_incident"] - noop["cpu_ms_per_incident"], 1)
     out["cases"] = {c: {k: round(v, 2) for k, v in r.items()} for c, r in rows.items()}
     return out
 

@@ -78,6 +78,7 @@ async def test_a_refund_whose_answer_is_lost_is_unknown_blocks_renegotiation_and
             assert [r.amount for r in await refunds_on(stripe, pi)] == [3_000]
             assert [m.amount.amount for m in snap.money_moved] == [3_000] and snap.refunded_total == 3_000
             await keep_history(amends.handle(key), "refund_outcome_unknown")
+            await keep_history(amends.handle(key), "release_refund_outcome_unknown")
 
 
 # Customer notices write amounts in the customer's language (English here, by CLDR), with the

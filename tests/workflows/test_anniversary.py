@@ -70,6 +70,7 @@ async def test_the_note_arrives_a_year_later_after_continue_as_new_naming_what_c
     await skip_a_year(clock_env, amends.handle(key))
     final = await amends.handle(key).result()
     await keep_history(amends.handle(key), "anniversary_with_gift")
+    await keep_history(amends.handle(key), "release_anniversary_with_gift")
     assert final.stage == Stage.ANNIVERSARY
     sent = next(e for e in final.timeline if e.step == "anniversary")
     assert timedelta(days=365) <= sent.at - rep.detected_at < timedelta(days=365, minutes=1)

@@ -69,6 +69,7 @@ async def test_with_the_mail_relay_down_pages_reach_slack_and_pagerduty_and_mone
         finally:
             controller.stop()
         await keep_history(amends.handle(key), "relay_down_pages")
+        await keep_history(amends.handle(key), "release_relay_down_pages")
 
 
 async def test_without_an_owner_the_care_contact_gets_every_warning_and_page(settings, mail_sink):

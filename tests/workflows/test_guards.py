@@ -134,6 +134,7 @@ async def test_approval_is_needed_above_the_proposers_limit(amends, stripe):
     await settled(amends.handle(key))
     await keep_history(amends.handle(key), "approval_and_refund")
     await keep_history(amends.handle(key), "verified_approval_and_refund")
+    await keep_history(amends.handle(key), "release_approval_and_refund")
 
 
 async def test_declined_proposal_returns_to_listening_and_is_kept(amends):

@@ -72,6 +72,7 @@ async def test_open_and_apologise_in_one_call(ts_env, ts_worker, settings):
     kinds = await settled(handle)
     assert kinds.count("workflow_execution_started") == 1 and updates_taken(kinds) == 1
     await keep_history(handle, "opened_with_apology")
+    await keep_history(handle, "release_opened_with_apology")
     # At most one upsert of search attributes per activation, though the set-up, the credential's verdict and
     # the apology each change them (the SDK's own TemporalChangeVersion, beside the release's marker, aside).
     for task in commands_by_activation(await handle.fetch_history()):
@@ -110,6 +111,7 @@ async def test_a_refused_first_step_leaves_the_incident_open(ts_env, ts_worker, 
     kinds = await settled(amends.handle(rep.incident_key))
     assert kinds.count("workflow_execution_started") == 1
     await keep_history(amends.handle(rep.incident_key), "opened_with_refused_step")
+    await keep_history(amends.handle(rep.incident_key), "release_opened_with_refused_step")
 
 
 async def test_opening_the_same_key_twice_yields_one_incident(ts_env, ts_worker, settings):

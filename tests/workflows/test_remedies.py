@@ -79,6 +79,7 @@ async def test_coupons_are_created_in_stripe_with_deterministic_ids(amends, stri
     assert codes[0] in text_of(closing) and codes[1] in text_of(closing)
     assert ids[0] not in text_of(closing) and ids[1] not in text_of(closing)
     await keep_history(amends.handle(key), "coupons_closed")
+    await keep_history(amends.handle(key), "release_coupons_closed")
 
 
 async def test_a_coupon_is_single_use_and_its_code_cannot_be_derived_from_the_incident(amends, stripe, mail_sink):
@@ -204,6 +205,7 @@ async def test_a_rejected_work_order_pages_the_owner_and_opens_renegotiation(ts_
         snap = await amends.renegotiate(key, STEP_INPUTS["renegotiate"])
         assert snap.stage == Stage.NEEDS_GATHERED
         await keep_history(amends.handle(key), "work_order_rejected_renegotiated")
+        await keep_history(amends.handle(key), "release_work_order_rejected_renegotiated")
 
 
 async def test_a_repeated_update_id_has_one_effect(amends):

@@ -188,6 +188,7 @@ async def test_warnings_then_the_ladder_with_repeats_then_silence(settings, mail
         assert recorded["EscalationLevel"] == 0
         await keep_history(amends.handle(key), "escalated_apology")
         await keep_history(amends.handle(key), "escalated_apology_resolved")
+        await keep_history(amends.handle(key), "release_escalated_apology_resolved")
         # The pages reached Slack and PagerDuty, yet neither the webhook URLs nor the routing key are in the
         # history: the incident recorded its targets by name, and the worker resolved them when it sent.
         recorded = decoded_payloads((await amends.handle(key).fetch_history()).to_json())
@@ -218,3 +219,4 @@ async def test_a_business_clock_pauses_and_resumes_in_business_time(settings):
         friday_10 = monday + timedelta(days=4)
         assert abs(snap.deadline.due_at - friday_10) < timedelta(seconds=2)
         await keep_history(amends.handle(key), "business_clock_decline")
+        await keep_history(amends.handle(key), "release_business_clock_decline")

@@ -142,7 +142,9 @@ async def test_a_long_run_continues_as_new_mid_recovery_carrying_everything(ts_e
         assert [e.step for e in snap.timeline].count("propose_remedy") == 11
         chain = await run_chain(handle)
         await keep_history(ts_env.client.get_workflow_handle(handle.id, run_id=chain[-1]), "continued_mid_recovery")
+        await keep_history(ts_env.client.get_workflow_handle(handle.id, run_id=chain[-1]), "release_continued_mid_recovery")
         await keep_history(ts_env.client.get_workflow_handle(handle.id, run_id=chain[-2]), "continued_recovery_run")
+        await keep_history(ts_env.client.get_workflow_handle(handle.id, run_id=chain[-2]), "release_continued_recovery_run")
         # The runs after it start short (the first went on until what it was sending had gone: the steps
         # here come back to back).
         for run_id in (await run_chain(handle))[:-1]:
