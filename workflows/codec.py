@@ -15,11 +15,12 @@ The format, for a codec in another language:
   ``AES-GCM(key, nonce, <the original Payload, protobuf-serialised>)`` with no
   associated data, so the original metadata (``encoding: json/plain``) is
   sealed too;
-- with ``encryption-compression: zlib`` in the metadata, what was sealed is
-  that serialised Payload compressed with zlib (RFC 1950): JSON shrinks to a
-  third or less, and every byte of history is stored, sent and visited again
-  for as long as the incident is retained. A payload too small to gain is
-  sealed uncompressed, without the entry.
+- with ``compression: deflate`` in the metadata, what was sealed is that
+  serialised Payload compressed with raw DEFLATE (RFC 1951; no zlib header
+  or checksum: AES-GCM already authenticates it): JSON shrinks to a third or
+  less, and every byte of history is stored, sent and visited again for as
+  long as the incident is retained. A payload too small to gain is sealed
+  uncompressed, without the entry.
 
 Keys are named by id (``KeyRing``): new payloads are sealed with the current
 one, and any key of the ring opens what it sealed, so a key is rotated
@@ -48,8 +49,9 @@ from temporalio.converter import PayloadCodec
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
-COMPRESSION = "encryption-compression"
-COMPRESS_FROM = 200  # bytes: below this zlib's header and the entry cost about what they save
+COMPRESSION = "compression"
+COMPRESS_FROM = 100  # bytes: shorter JSON seldom shrinks by more than the metadata entry costs
+ENTRY_COST = len(COMPRESSION) + len("deflate") + 4  # what the metadata entry adds to the sealed payload
 NONCE_BYTES = 12  # 96 bits: GCM's native nonce, fresh and random for every payload
 KEY_SIZES = (16, 24, 32)  # AES-128/192/256; `amends codec-key` makes 256-bit keys
 
@@ -162,9 +164,10 @@ class EncryptionCodec(PayloadCodec):
             # Compressed before it is sealed (ciphertext does not compress). Its length tells no more than the
             # plain one did to someone who can both write into a payload and read the history: no secret
             # shares a payload with a caller's text (secrets never enter history).
-            packed = zlib.compress(plain, 6)
-            if len(packed) < len(plain):
-                plain, metadata[COMPRESSION] = packed, b"zlib"
+            deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+            packed = deflate.compress(plain) + deflate.flush()
+            if len(packed) + ENTRY_COST < len(plain):
+                plain, metadata[COMPRESSION] = packed, b"deflate"
         sealed = self._ciphers[self.ring.current].encrypt(nonce, plain, None)
         return Payload(metadata=metadata, data=nonce + sealed)
 
@@ -185,11 +188,11 @@ class EncryptionCodec(PayloadCodec):
                              f"here: the key or the payload was changed") from None
         compression = payload.metadata.get(COMPRESSION)
         if compression is not None:
-            if compression != b"zlib":
+            if compression != b"deflate":
                 raise CodecError(f"payload sealed with key {key_id!r} is compressed with "
-                                 f"{compression.decode('utf-8', 'replace')!r}; this codec opens zlib only")
+                                 f"{compression.decode('utf-8', 'replace')!r}; this codec opens deflate only")
             try:
-                plain = zlib.decompress(plain)
+                plain = zlib.decompress(plain, -15)
             except zlib.error as err:
                 raise CodecError(f"payload sealed with key {key_id!r} does not decompress: {err}") from None
         return Payload.FromString(plain)
