@@ -9,7 +9,9 @@ the SDK offers:
   this stage (a table lookup), each answering with a small result;
 - the same nine activities as no-ops, in the same groups: the apology's
   e-mail and webhook, the proposal's two, the acceptance's refund and its
-  two, the closing's two; a group's activities run side by side;
+  two, the closing's two; a group's activities run side by side; the
+  remedy is fulfilled once the agent confirmed the replacement and the
+  refund is made, as in amends;
 - a timer per stage, started when the stage begins and cancelled by the
   next step (a stage's deadline), and one watching the refund's answer;
 - the search attributes the contract makes ops filter on (stage and
@@ -40,7 +42,7 @@ STEPS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "record_needs": ("apologised", "needs_gathered", ()),
     "propose_remedy": ("needs_gathered", "remedy_proposed", ("proposal e-mail", "proposal webhook")),
     "accept_remedy": ("remedy_proposed", "remedy_agreed", ("refund", "confirmation e-mail", "confirmation webhook")),
-    "confirm_fulfilment": ("remedy_agreed", "fulfilled", ()),
+    "confirm_fulfilment": ("remedy_agreed", "remedy_agreed", ()),  # fulfilled once the refund is made too
     "close": ("fulfilled", "closed", ("closing e-mail", "closing webhook")),
     "record_postmortem": ("closed", "postmortem_done", ()),
 }
@@ -85,6 +87,8 @@ class BareIncident:
         self.steps = 0
         self.pending: list[tuple[str, ...]] = []
         self.deadline: asyncio.Task[None] | None = None
+        self.confirmed = False
+        self.performing = 0
 
     @workflow.run
     async def run(self, report: BareReport | BareContinued) -> BareAnswer:
@@ -96,6 +100,7 @@ class BareIncident:
         while self.stage != FINAL or self.pending:
             while self.pending:
                 await asyncio.gather(*(self.perform(what) for what in self.pending.pop(0)))
+            self.fulfil_if_delivered()
             if self.stage == FINAL:
                 continue
             await workflow.wait_condition(self.moved_since(self.steps))
@@ -103,13 +108,17 @@ class BareIncident:
         workflow.continue_as_new(BareContinued(report=report, steps=self.steps))
 
     async def perform(self, what: str) -> None:
-        job = workflow.start_activity(bare_noop, what, start_to_close_timeout=timedelta(seconds=30))
-        if what == "refund":
-            try:
-                await workflow.wait_condition(job.done, timeout=WATCH)
-            except TimeoutError:
-                pass
-        await job
+        self.performing += 1
+        try:
+            job = workflow.start_activity(bare_noop, what, start_to_close_timeout=timedelta(seconds=30))
+            if what == "refund":
+                try:
+                    await workflow.wait_condition(job.done, timeout=WATCH)
+                except TimeoutError:
+                    pass
+            await job
+        finally:
+            self.performing -= 1
 
     def publish(self) -> None:
         """A new stage: its deadline's timer replaces the last stage's, and ops see both."""
@@ -127,12 +136,22 @@ class BareIncident:
 
     def take(self, name: str) -> BareAnswer:
         _, to, activities = STEPS[name]
-        self.stage = to
         self.steps += 1
+        if name == "confirm_fulfilment":
+            self.confirmed = True
+            self.fulfil_if_delivered()
+            return self.answer()
+        self.stage = to
         if activities:
             self.pending.append(activities)
         self.publish()
         return self.answer()
+
+    def fulfil_if_delivered(self) -> None:
+        """As amends: the remedy is fulfilled once the agent confirmed the replacement and the refund is made."""
+        if self.stage == "remedy_agreed" and self.confirmed and not self.pending and not self.performing:
+            self.stage = "fulfilled"
+            self.publish()
 
     def check(self, name: str) -> None:
         if STEPS[name][0] != self.stage:

@@ -15,11 +15,12 @@ The format, for a codec in another language:
   ``AES-GCM(key, nonce, <the original Payload, protobuf-serialised>)`` with no
   associated data, so the original metadata (``encoding: json/plain``) is
   sealed too;
-- with ``compression: deflate`` in the metadata, what was sealed is that
+- with ``compression: deflate-d1`` in the metadata, what was sealed is that
   serialised Payload compressed with raw DEFLATE (RFC 1951; no zlib header
-  or checksum: AES-GCM already authenticates it): JSON shrinks to a third or
+  or checksum: AES-GCM already authenticates it) with the preset dictionary
+  ``workflows.codec_dictionary.DEFLATE_D1``: JSON shrinks to a third or
   less, and every byte of history is stored, sent and visited again for as
-  long as the incident is retained. A payload too small to gain is sealed
+  long as the incident is retained. A payload that would not gain is sealed
   uncompressed, without the entry.
 
 Keys are named by id (``KeyRing``): new payloads are sealed with the current
@@ -47,11 +48,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from workflows import codec_dictionary
+
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
 COMPRESSION = "compression"
-COMPRESS_FROM = 100  # bytes: shorter JSON seldom shrinks by more than the metadata entry costs
-ENTRY_COST = len(COMPRESSION) + len("deflate") + 4  # what the metadata entry adds to the sealed payload
+DEFLATE_D1 = b"deflate-d1"
+COMPRESS_FROM = 64  # bytes: shorter ones never shrink by more than the metadata entry costs
+ENTRY_COST = len(COMPRESSION) + len(DEFLATE_D1) + 4  # what the metadata entry adds to the sealed payload
 NONCE_BYTES = 12  # 96 bits: GCM's native nonce, fresh and random for every payload
 KEY_SIZES = (16, 24, 32)  # AES-128/192/256; `amends codec-key` makes 256-bit keys
 
@@ -164,10 +168,10 @@ class EncryptionCodec(PayloadCodec):
             # Compressed before it is sealed (ciphertext does not compress). Its length tells no more than the
             # plain one did to someone who can both write into a payload and read the history: no secret
             # shares a payload with a caller's text (secrets never enter history).
-            deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+            deflate = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=codec_dictionary.DEFLATE_D1)
             packed = deflate.compress(plain) + deflate.flush()
             if len(packed) + ENTRY_COST < len(plain):
-                plain, metadata[COMPRESSION] = packed, b"deflate"
+                plain, metadata[COMPRESSION] = packed, DEFLATE_D1
         sealed = self._ciphers[self.ring.current].encrypt(nonce, plain, None)
         return Payload(metadata=metadata, data=nonce + sealed)
 
@@ -188,11 +192,12 @@ class EncryptionCodec(PayloadCodec):
                              f"here: the key or the payload was changed") from None
         compression = payload.metadata.get(COMPRESSION)
         if compression is not None:
-            if compression != b"deflate":
+            if compression != DEFLATE_D1:
                 raise CodecError(f"payload sealed with key {key_id!r} is compressed with "
-                                 f"{compression.decode('utf-8', 'replace')!r}; this codec opens deflate only")
+                                 f"{compression.decode('utf-8', 'replace')!r}; this codec opens deflate-d1 only")
             try:
-                plain = zlib.decompress(plain, -15)
+                inflate = zlib.decompressobj(-15, zdict=codec_dictionary.DEFLATE_D1)
+                plain = inflate.decompress(plain) + inflate.flush()
             except zlib.error as err:
                 raise CodecError(f"payload sealed with key {key_id!r} does not decompress: {err}") from None
         return Payload.FromString(plain)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import pytest
@@ -25,6 +26,7 @@ from workflows.codec import (
     UnknownKey,
     new_key,
 )
+from workflows.codec_dictionary import DEFLATE_D1
 from workflows.converter import data_converter, encrypted_converter
 from workflows.inputs import Contact, NeedsInput
 
@@ -40,7 +42,7 @@ def test_a_sealed_payload_names_its_key_and_hides_the_data_and_its_encoding():
     sealed = EncryptionCodec(ONE).seal(PLAIN)
     assert sealed.metadata["encoding"] == ENCODING == b"binary/encrypted"
     assert sealed.metadata[KEY_ID] == b"k1"
-    assert set(sealed.metadata) == {"encoding", KEY_ID}  # json/plain is sealed with the data
+    assert set(sealed.metadata) <= {"encoding", KEY_ID, COMPRESSION}  # json/plain is sealed with the data
     assert EMAIL.encode() not in sealed.data and b"json/plain" not in sealed.data
     assert EncryptionCodec(ONE).open(sealed) == PLAIN
 
@@ -49,15 +51,24 @@ def test_a_large_payload_is_compressed_before_it_is_sealed_and_opens_whole():
     needs = NeedsInput(needs="A tent that works before Friday, and the poles that were missing from the first one. " * 20)
     plain = data_converter.payload_converter.to_payload(needs)
     sealed = EncryptionCodec(ONE).seal(plain)
-    assert sealed.metadata[COMPRESSION] == b"deflate"
+    assert sealed.metadata[COMPRESSION] == b"deflate-d1"
     assert len(sealed.data) < len(plain.data) / 4  # what the history stores
     assert b"tent" not in sealed.data
     assert EncryptionCodec(ROTATED).open(sealed) == plain
-    # What was sealed before compression existed (no entry) opens as it did.
-    assert COMPRESSION not in EncryptionCodec(ONE).seal(PLAIN).metadata
+    # What was sealed without compression (before it existed, or too short to gain) opens as it did.
+    short = data_converter.payload_converter.to_payload("ok")
+    assert COMPRESSION not in EncryptionCodec(ONE).seal(short).metadata
+    assert EncryptionCodec(ONE).open(EncryptionCodec(ONE).seal(short)) == short
     tampered = Payload(metadata={**sealed.metadata, COMPRESSION: b"lz4"}, data=sealed.data)
-    with pytest.raises(CodecError, match="compressed with 'lz4'; this codec opens deflate only"):
+    with pytest.raises(CodecError, match="compressed with 'lz4'; this codec opens deflate-d1 only"):
         EncryptionCodec(ONE).open(tampered)
+
+
+def test_the_compression_dictionary_never_changes():
+    """Payloads compressed with deflate-d1 open only with the very same dictionary, for as long as any history
+    holds one: a better dictionary is a new entry beside it (workflows/codec_dictionary.py)."""
+    assert len(DEFLATE_D1) == 2400
+    assert hashlib.sha256(DEFLATE_D1).hexdigest() == "faac9219d2dbfabc80ec03770c5248aef12f8eaa079f4bde4090b30f8b43999e"
 
 
 def test_every_payload_gets_a_fresh_nonce():
