@@ -34,6 +34,7 @@ from activities.identity import IdentityConfig
 from activities.notices import MailSettings
 from activities.webhooks import DEV_WEBHOOK_SECRET, TARGETS, WebhookSettings
 from worker.settings import ConfigError, read_default, read_env
+from worker.tuning import WorkerTuning
 from workflows.client import DEFAULT_TASK_QUEUE
 from workflows.codec import KEYS_ENV, CodecError, KeyRing
 from workflows.converter import encrypted_converter
@@ -67,18 +68,6 @@ def is_local(host: str) -> bool:
     return host.strip().lower() in LOCALHOSTS or host.startswith("127.")
 
 
-class WorkerTuning(BaseModel):
-    """How much one worker process holds and runs at once (``AMENDS_MAX_CACHED_WORKFLOWS`` and the rest;
-    the defaults and the measurements behind them: docs/performance.md, "Scale on one machine")."""
-
-    max_cached_workflows: int = read_default("max_cached_workflows")
-    max_concurrent_workflow_tasks: int = read_default("max_concurrent_workflow_tasks")
-    max_concurrent_activities: int = read_default("max_concurrent_activities")
-    max_concurrent_local_activities: int = read_default("max_concurrent_local_activities")
-    workflow_task_pollers: int = read_default("workflow_task_pollers")
-    activity_task_pollers: int = read_default("activity_task_pollers")
-
-
 class Settings(BaseModel):
     task_queue: str = DEFAULT_TASK_QUEUE
     stripe_api_key: str = LOCAL_STRIPE_KEY
@@ -102,7 +91,7 @@ class Settings(BaseModel):
     # Where the worker serves Prometheus metrics (AMENDS_METRICS_BIND, HOST:PORT); None: nowhere.
     metrics_bind: str | None = None
     # How much the worker holds and runs at once (AMENDS_MAX_CACHED_WORKFLOWS and the rest).
-    tuning: WorkerTuning = WorkerTuning()
+    tuning: WorkerTuning = WorkerTuning(**{name: read_default(name) for name in WorkerTuning.model_fields})
 
     @property
     def stripe_is_local(self) -> bool:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker, WorkerDeploymentConfig
+from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.clock import ClockActivities
@@ -17,7 +16,7 @@ from activities.identity import IdentityActivities, verify_first_step
 from activities.notices import NoticeActivities
 from activities.payments import PaymentActivities, stripe_client
 from activities.webhooks import WebhookActivities
-from worker.config import Settings, Temporal, WorkerTuning, connect
+from worker.config import Settings, Temporal, connect
 from workflows.incident import IncidentRecovery
 
 
@@ -77,18 +76,6 @@ def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
                                   default_versioning_behavior=VERSIONING_BEHAVIOR)
 
 
-def worker_options(tuning: WorkerTuning) -> dict[str, Any]:
-    """The ``Worker`` arguments of ``tuning`` (shared with the benchmark's bare worker, which is tuned alike)."""
-    return {
-        "max_cached_workflows": tuning.max_cached_workflows,
-        "max_concurrent_workflow_tasks": tuning.max_concurrent_workflow_tasks,
-        "max_concurrent_activities": tuning.max_concurrent_activities,
-        "max_concurrent_local_activities": tuning.max_concurrent_local_activities,
-        "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.workflow_task_pollers),
-        "activity_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.activity_task_pollers),
-    }
-
-
 def build_worker(client: Client, settings: Settings, activities: list | None = None) -> Worker:
     return Worker(
         client,
@@ -99,7 +86,7 @@ def build_worker(client: Client, settings: Settings, activities: list | None = N
         # A stopping worker (a deploy, SIGTERM) lets sends in flight finish rather than cut them off.
         graceful_shutdown_timeout=settings.graceful_shutdown,
         deployment_config=deployment_config(settings),
-        **worker_options(settings.tuning),
+        **settings.tuning.worker_options(),
     )
 
 
