@@ -51,8 +51,18 @@ def activities_for(settings: Settings) -> list:
 # it (and idna, which it uses) through so the sandbox does not re-import it
 # for every workflow run. PyJWT and cryptography verify credentials in the
 # validators: deterministic, and native code the sandbox must not reload.
+# amends' own ``workflows`` package passes through whole, the workflow's module
+# too: the sandbox would otherwise execute ``workflows/__init__.py``,
+# ``workflows/incident.py`` (the class, its fourteen updates and their
+# definitions) and ``workflows/metrics.py`` again for every workflow instance,
+# which measured 77 KB of the worker's heap per incident open (of 185 KB) and
+# most of an open's import time (docs/performance.md, "Scale on one machine").
+# Its modules keep no mutable module state and take time, randomness and ids
+# only from ``workflow.*``; the stored histories replayed in CI keep them
+# deterministic, and the sandbox's runtime restrictions still apply.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("email_validator", "idna", "jwt", "cryptography")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "email_validator", "idna", "jwt", "cryptography", "workflows")
 )
 
 
