@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -84,6 +85,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)  # the SDK's warnings (evictions, failed tasks)
     parser = argparse.ArgumentParser(prog="python -m bench.scale_worker", description=__doc__.split("\n\n")[0])
     parser.add_argument("--kind", choices=("bare", "amends"), required=True)
     for name in ("--address", "--queue", "--data", "--tuning", "--stats"):
