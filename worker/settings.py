@@ -226,8 +226,9 @@ class AmendsEnv(BaseSettings):
     max_cached_workflows: Count = Field(1000, **_doc(
         "Incidents a worker keeps in memory between their steps (the sticky cache); one evicted replays its "
         "history on its next step.", "count"))
-    max_concurrent_workflow_tasks: Count = Field(100, **_doc(
-        "Workflow tasks a worker runs at once.", "count"))
+    max_concurrent_workflow_tasks: Count = Field(20, **_doc(
+        "Workflow tasks a worker runs at once (the SDK's 100 stalled a burst of opens on 2 cores: "
+        "docs/performance.md).", "count"))
     max_concurrent_activities: Count = Field(100, **_doc(
         "Activities (notices, refunds, webhooks, pages) a worker runs at once.", "count"))
     max_concurrent_local_activities: Count = Field(100, **_doc(
