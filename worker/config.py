@@ -33,7 +33,8 @@ from activities.clock import policy_as_of
 from activities.identity import IdentityConfig
 from activities.notices import MailSettings
 from activities.webhooks import DEV_WEBHOOK_SECRET, TARGETS, WebhookSettings
-from worker.settings import ConfigError, read_env
+from worker.settings import ConfigError, read_default, read_env
+from worker.tuning import WorkerTuning
 from workflows.client import DEFAULT_TASK_QUEUE
 from workflows.codec import KEYS_ENV, CodecError, KeyRing
 from workflows.converter import encrypted_converter
@@ -89,6 +90,8 @@ class Settings(BaseModel):
     deployment: WorkerDeploymentVersion | None = None
     # Where the worker serves Prometheus metrics (AMENDS_METRICS_BIND, HOST:PORT); None: nowhere.
     metrics_bind: str | None = None
+    # How much the worker holds and runs at once (AMENDS_MAX_CACHED_WORKFLOWS and the rest).
+    tuning: WorkerTuning = WorkerTuning(**{name: read_default(name) for name in WorkerTuning.model_fields})
 
     @property
     def stripe_is_local(self) -> bool:
@@ -135,6 +138,7 @@ class Settings(BaseModel):
             graceful_shutdown=timedelta(seconds=v.graceful_shutdown),
             deployment=WorkerDeploymentVersion(v.deployment_name, v.build_id) if v.build_id else None,
             metrics_bind=v.metrics_bind,
+            tuning=WorkerTuning(**{name: getattr(v, name) for name in WorkerTuning.model_fields}),
         )
 
     def refuse_development_defaults(self) -> None:

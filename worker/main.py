@@ -96,6 +96,7 @@ def build_worker(client: Client, settings: Settings, activities: list | None = N
         # A stopping worker (a deploy, SIGTERM) lets sends in flight finish rather than cut them off.
         graceful_shutdown_timeout=settings.graceful_shutdown,
         deployment_config=deployment_config(settings),
+        **settings.tuning.worker_options(),
     )
 
 

@@ -89,6 +89,19 @@ def _seconds(raw: Any) -> Any:
     return value
 
 
+def _count(raw: Any) -> Any:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    else:
+        text = str(raw).strip()
+        if not text.isdigit():
+            raise _rule(f"must be a whole number of 1 or more, not {raw!r}")
+        value = int(text)
+    if value < 1:
+        raise _rule(f"must be a whole number of 1 or more, not {raw!r}")
+    return value
+
+
 def _email(raw: Any) -> Any:
     from email_validator import EmailNotValidError, validate_email
 
@@ -164,6 +177,7 @@ def _name(what: str, dots: bool) -> Any:
 Flag = Annotated[bool, BeforeValidator(_flag)]
 Port = Annotated[int, BeforeValidator(_port)]
 Seconds = Annotated[float, BeforeValidator(_seconds)]
+Count = Annotated[int, BeforeValidator(_count)]
 Email = Annotated[str, BeforeValidator(_email)]
 Locale = Annotated[str, BeforeValidator(_locale)]
 WebhookSecrets = Annotated[str, BeforeValidator(_secrets)]
@@ -208,6 +222,22 @@ class AmendsEnv(BaseSettings):
         "seconds"))
     metrics_bind: Bind | None = Field(None, **_doc(
         "Serve Prometheus metrics at http://HOST:PORT/metrics (docs/metrics.md). Unset: none.", "HOST:PORT"))
+    # Capacity of one worker process (docs/performance.md, "Scale on one machine": measured by bench.scale)
+    max_cached_workflows: Count = Field(1000, **_doc(
+        "Incidents a worker keeps in memory between their steps (the sticky cache); one evicted replays its "
+        "history on its next step.", "count"))
+    max_concurrent_workflow_tasks: Count = Field(20, **_doc(
+        "Workflow tasks a worker runs at once (the SDK's 100 stalled a burst of opens on 2 cores: "
+        "docs/performance.md).", "count"))
+    max_concurrent_activities: Count = Field(100, **_doc(
+        "Activities (notices, refunds, webhooks, pages) a worker runs at once.", "count"))
+    max_concurrent_local_activities: Count = Field(100, **_doc(
+        "Local activities (the SLA policy, trusted keys, the business clock, credentials) a worker runs at once.",
+        "count"))
+    workflow_task_pollers: Count = Field(5, **_doc(
+        "Most long polls a worker keeps open for workflow tasks.", "count"))
+    activity_task_pollers: Count = Field(5, **_doc(
+        "Most long polls a worker keeps open for activity tasks.", "count"))
     # Policy and trust
     sla_policy: File | None = Field(None, **_doc(
         "The SLA policy file (TOML or JSON). Unset: the built-in worker/sla_default.toml.", "file"))
@@ -320,6 +350,11 @@ def read_env(env: Mapping[str, str] | None = None) -> AmendsEnv:
         raise ConfigError("; ".join(_explain(e) for e in err.errors())) from None
     finally:
         AmendsEnv.environ.reset(token)
+
+
+def read_default(field: str) -> Any:
+    """The declared default of ``field``: one source for the settings built without the environment."""
+    return AmendsEnv.model_fields[field].default
 
 
 def _explain(error: Any) -> str:

@@ -55,6 +55,8 @@ GOOD = {
     ("AMENDS_BUILD_ID", "v1 beta", "must be a build id of letters, digits"),
     ("AMENDS_DEPLOYMENT_NAME", "amends.prod", "(no '.')"),
     ("AMENDS_SECRETS_DIR", "/nonexistent/secrets", "no such directory: '/nonexistent/secrets'"),
+    ("AMENDS_MAX_CACHED_WORKFLOWS", "lots", "must be a whole number of 1 or more, not 'lots'"),
+    ("AMENDS_WORKFLOW_TASK_POLLERS", "0", "must be a whole number of 1 or more, not '0'"),
     # Development defaults, given explicitly, are refused outside `amends dev`.
     ("AMENDS_STRIPE_API_KEY", LOCAL_STRIPE_KEY, "is the development stand-in's key"),
     ("AMENDS_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET, "is the public development secret"),
@@ -161,6 +163,12 @@ async def test_the_worker_process_itself_exits_2_without_a_traceback(dev_env):
 def test_booleans_take_the_usual_spellings():
     for value, meant in [("on", True), ("Yes", True), ("1", True), ("off", False), ("no", False), ("0", False)]:
         assert Settings.from_env({"AMENDS_SMTP_STARTTLS": value}).mail.start_tls is meant
+
+
+def test_the_worker_is_tuned_from_the_environment():
+    tuning = Settings.from_env({"AMENDS_MAX_CACHED_WORKFLOWS": "250", "AMENDS_ACTIVITY_TASK_POLLERS": "2"}).tuning
+    assert (tuning.max_cached_workflows, tuning.activity_task_pollers) == (250, 2)
+    assert Settings().tuning == Settings.from_env({}).tuning  # one default, whichever way the settings are made
 
 
 def test_amends_dev_checks_the_same_rules_before_it_starts_anything(monkeypatch, tmp_path):
