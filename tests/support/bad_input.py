@@ -23,12 +23,12 @@ Json = Any
 
 
 @functools.cache
-def _schema_text(name: str) -> str:
-    return schema_files()[f"{name}.schema.json"]  # every schema is generated anew: once per input is enough
+def _schema_texts() -> dict[str, str]:
+    return schema_files()  # every input's schema, generated anew by each call: once is enough
 
 
 def schema(name: str) -> dict[str, Any]:
-    return json.loads(_schema_text(name))  # a fresh copy: a draw may change it
+    return json.loads(_schema_texts()[f"{name}.schema.json"])  # a fresh copy: a draw may change it
 
 
 def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
@@ -90,11 +90,18 @@ BREAKERS: list[Json] = [
 ]
 
 
+@functools.cache
+def valid_document(name: str) -> st.SearchStrategy[Json]:
+    """Valid documents for input ``name``: the strategy built once per input, not once per draw. Each draw
+    is a new document (its leaves from the schema are strings, never shared containers)."""
+    root = schema(name)
+    return valid(root, root)
+
+
 @st.composite
 def mutated(draw: st.DrawFn, name: str) -> Json:
     """A valid document for input ``name`` with one place broken."""
-    root = schema(name)
-    doc = draw(valid(root, root))
+    doc = draw(valid_document(name))
     paths: list[tuple[Any, Any]] = []
 
     def walk(node: Json) -> None:

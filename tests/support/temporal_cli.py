@@ -1,21 +1,22 @@
 """The `temporal` CLI, as a backend in another language would run it against a test server.
 
-Each step's credential comes from ``amends token --incident --step --input``
-run as a process, signing with the test issuer's key ring (which the
-tests' workers trust), as a backend would get one from its identity
-provider.
+Each step's credential comes from ``amends token --incident --step --input``,
+signing with the test issuer's key ring (which the tests' workers trust), as
+a backend would get one from its identity provider: in this process (click's
+CliRunner, ``tests.support.cli.invoke_now``), or as a real process with
+``process=True``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
-REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -45,20 +46,19 @@ async def update(env, wid: str, name: str, payload: dict, check: bool = True) ->
                      "--input", json.dumps(payload), check=check)
 
 
-async def credential(wid: str, step: str, payload: dict, actor: dict) -> str:
-    """A credential for ``actor`` bound to this incident, step and exactly ``payload``'s fields."""
+async def credential(wid: str, step: str, payload: dict, actor: dict, process: bool = False) -> str:
+    """A credential for ``actor`` bound to this incident, step and exactly ``payload``'s fields, printed by
+    ``amends token`` (run as a process of its own if ``process``)."""
+    from tests.support.cli import amends, invoke_now
     from tests.support.identity import ISSUER, RING
 
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker.cli", "token", "--keys", str(RING.directory), "--issuer", ISSUER,
-        "--name", actor["name"], "--role", actor["role"],
-        "--incident", wid.removeprefix("incident-"), "--step", step, "--input", json.dumps(payload),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    if proc.returncode != 0:
-        raise AssertionError(f"amends token for {step} failed: {err.decode()}")
-    return out.decode().strip()
+    args = ("token", "--keys", str(RING.directory), "--issuer", ISSUER, "--name", actor["name"], "--role",
+            actor["role"], "--incident", wid.removeprefix("incident-"), "--step", step, "--input", json.dumps(payload))
+    # Signing only, nothing connects: in-process it needs no thread.
+    ran = await amends(*args, env=dict(os.environ)) if process else invoke_now(*args, env=dict(os.environ))
+    if ran.code != 0:
+        raise AssertionError(f"amends token for {step} failed: {ran.err}")
+    return ran.out.strip()
 
 
 async def signed_update(env, wid: str, name: str, payload: dict, actor: dict, check: bool = True) -> Ran:

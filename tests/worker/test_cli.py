@@ -1,12 +1,17 @@
-"""The ``amends`` command line, run as a real process against real servers.
+"""The ``amends`` command line against real servers.
 
-Every command runs as a subprocess (``python -m worker.cli``) talking to the
-session's Temporal dev server and worker; assertions check both what the
-command printed and what the server recorded. The last test starts
-``amends dev`` itself, restarts it, and stops it with SIGINT.
+Commands run as real processes (``amends``: ``python -m worker.cli``) talking
+to the session's Temporal dev server and worker, at least one per kind of
+command and outcome: a step taken, refused (exit 1) and invalid (exit 2),
+JSON from stdin, ``show`` and ``show --json``, ``token``, ``diagram`` and
+``schema``. The longer walks (a refund, every kind of remedy, who may act)
+run the same command tree in this process (``invoke``: click's CliRunner),
+without a process start per command. Assertions check both what the command
+printed and what the server recorded. The last test starts ``amends dev``
+itself, restarts it, and stops it with SIGINT.
 
-The subprocesses are awaited with asyncio: the worker of these tests runs on
-the session's event loop, which must stay free while a command waits for it.
+Both are awaited with asyncio: the worker of these tests runs on the
+session's event loop, which must stay free while a command waits for it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.cli import BIN, REPO, amends, base_env, open_options, run, signed_in
+from tests.support.cli import BIN, REPO, amends, base_env, invoke, open_options, run, signed_in
 from tests.support.factories import AGENT, paid_intent, report
 from tests.support.identity import ISSUER, RING, TEST_ISSUER, Amends
 from tests.support.steps import last_entry, wait_for
@@ -103,19 +108,19 @@ async def test_a_skipped_step_is_refused_and_names_the_stage(cli_env, apologised
 async def test_a_step_without_a_session_token_is_refused_naming_amends_token(cli_env, apologised, dev_env, settings):
     before = await Amends(dev_env.client, settings.task_queue).snapshot(apologised)
     anonymous = {k: v for k, v in cli_env.items() if k != "AMENDS_TOKEN"}
-    refused = await amends("incident", "needs", apologised, "--needs", "a tent", env=anonymous)
+    refused = await invoke("incident", "needs", apologised, "--needs", "a tent", env=anonymous)
     assert refused.code == 2
     assert refused.err.startswith("invalid: AMENDS_TOKEN is not set")
     assert "amends token --name" in refused.err and refused.out == ""
     # Who acts is not the caller's to say: the options are gone.
-    claimed = await amends("incident", "needs", apologised, "--needs", "a tent", "--by", "Boss", env=cli_env)
+    claimed = await invoke("incident", "needs", apologised, "--needs", "a tent", "--by", "Boss", env=cli_env)
     assert claimed.code == 2 and "'--by': who takes a step comes from the session token in AMENDS_TOKEN" in claimed.err
     # A token the issuer did not sign is refused by the issuer, before Temporal hears of the step.
-    forged = await amends("incident", "needs", apologised, "--needs", "a tent",
+    forged = await invoke("incident", "needs", apologised, "--needs", "a tent",
                           env=cli_env | {"AMENDS_TOKEN": "not.a.token"})
     assert forged.code == 1 and forged.err.startswith("refused: the issuer refused a credential for record_needs")
     # No issuer to ask: named, and nothing sent.
-    lost = await amends("incident", "needs", apologised, "--needs", "a tent",
+    lost = await invoke("incident", "needs", apologised, "--needs", "a tent",
                         env={k: v for k, v in cli_env.items() if k != "AMENDS_ISSUER_URL"} | {"AMENDS_DATA": "/nowhere"})
     assert lost.code == 2 and lost.err.startswith("invalid: AMENDS_ISSUER_URL is not set")
     after = await Amends(dev_env.client, settings.task_queue).snapshot(apologised)
@@ -128,24 +133,24 @@ async def test_amends_token_signs_a_session_token_that_the_steps_act_as(cli_env,
     assert printed.code == 0, printed.err
     session = printed.out.strip()
     assert TEST_ISSUER.session_actor(session) == Actor(name="Marcus Webb", role=Role.MANAGER)
-    step = await amends("incident", "needs", apologised, "--needs", "a tent by Friday",
+    step = await invoke("incident", "needs", apologised, "--needs", "a tent by Friday",
                         env=cli_env | {"AMENDS_TOKEN": session})
     assert step.code == 0, step.err
     snap = await Amends(dev_env.client, settings.task_queue).snapshot(apologised)
     assert next(e for e in reversed(snap.timeline) if e.step == "record_needs").by == Actor(
         name="Marcus Webb", role=Role.MANAGER)
 
-    nowhere = await amends("token", "--name", "Marcus Webb", "--role", "manager", "--data", "/nowhere", env=cli_env)
+    nowhere = await invoke("token", "--name", "Marcus Webb", "--role", "manager", "--data", "/nowhere", env=cli_env)
     assert nowhere.code == 2 and "run `amends dev` first" in nowhere.err and "/nowhere" in nowhere.err
-    half = await amends("token", "--name", "M", "--role", "agent", "--step", "apologise", *keys, env=cli_env)
+    half = await invoke("token", "--name", "M", "--role", "agent", "--step", "apologise", *keys, env=cli_env)
     assert half.code == 2 and "--incident, --step and --input go together" in half.err
 
 
 async def test_opening_the_same_key_twice_gives_the_same_incident(cli_env, dev_env, stripe):
     key = f"order-{uuid.uuid4().hex[:8]}-late"
     options = open_options(key, await paid_intent(stripe, 8_000))
-    first = await amends("incident", "open", *options, env=cli_env)
-    second = await amends("incident", "open", *options, env=cli_env)
+    first = await invoke("incident", "open", *options, env=cli_env)
+    second = await invoke("incident", "open", *options, env=cli_env)
     assert first.code == second.code == 0, first.err + second.err
     assert first.out.split()[0] == second.out.split()[0] == f"incident-{key}"
     for _ in range(50):  # visibility trails the start by a moment
@@ -186,7 +191,7 @@ async def test_invalid_input_names_the_field_and_rule(cli_env):
 
 async def test_a_remedy_with_a_refund_through_the_cli(cli_env, stripe):
     key = f"order-{uuid.uuid4().hex[:8]}-late"
-    opened = await amends("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)
+    opened = await invoke("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)
     assert opened.code == 0, opened.err
     customer, shop = signed_in(cli_env, "Alex Rivera", "customer"), signed_in(cli_env, "shop", "backend")
     for args, env in (
@@ -196,33 +201,33 @@ async def test_a_remedy_with_a_refund_through_the_cli(cli_env, stripe):
         (["accept", key, "--remedy", "1", "--channel", "email"], customer),
         (["confirm", key, "remedy-1/item-2", "--note", "UPS 1Z999"], shop),
     ):
-        step = await amends("incident", *args, env=env)
+        step = await invoke("incident", *args, env=env)
         assert step.code == 0, f"{args}: {step.err}"
     for _ in range(50):  # the refund is the engine's to make; fulfilment follows it
-        snap = Snapshot.model_validate_json((await amends("incident", "show", key, "--json", env=cli_env)).out)
+        snap = Snapshot.model_validate_json((await invoke("incident", "show", key, "--json", env=cli_env)).out)
         if snap.stage == Stage.FULFILLED:
             break
         await asyncio.sleep(0.2)
     assert snap.stage == Stage.FULFILLED
     assert [(m.amount.amount, m.amount.currency) for m in snap.money_moved] == [(3_000, "USD")]
-    shown = await amends("incident", "show", key, env=cli_env)
+    shown = await invoke("incident", "show", key, env=cli_env)
     assert "30.00 USD of 80.00 USD paid; 50.00 USD refundable left" in shown.out
     assert "replacement: a new tent, sent by express (UPS 1Z999)" in shown.out
 
 
 async def test_every_kind_of_remedy_can_be_proposed_from_the_cli(cli_env, stripe):
     key = f"order-{uuid.uuid4().hex[:8]}-late"
-    assert (await amends("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)).code == 0
+    assert (await invoke("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)).code == 0
     for args in (["apologise", key], ["needs", key, "--needs", "something for the trouble"]):
-        assert (await amends("incident", *args, env=cli_env)).code == 0
-    proposed = await amends(
+        assert (await invoke("incident", *args, env=cli_env)).code == 0
+    proposed = await invoke(
         "incident", "propose", key, "--coupon", "5.00", "--coupon-percent", "10", "--coupon-days", "30",
         "--waive", "12.50", "--invoice", "INV-9", "--split-cost", "20.00", "--our-share", "50", "--split-as", "coupon",
         "--gift-note", "a card from the team", "--upgrade", "the deluxe tent",
         env=signed_in(cli_env, "Marcus Webb", "manager"),
     )
     assert proposed.code == 0, proposed.err
-    snap = Snapshot.model_validate_json((await amends("incident", "show", key, "--json", env=cli_env)).out)
+    snap = Snapshot.model_validate_json((await invoke("incident", "show", key, "--json", env=cli_env)).out)
     items = [i.item.model_dump(mode="json") for i in snap.proposal.items]
     assert items == [
         {"kind": "coupon", "amount_off": {"amount": 500, "currency": "USD"}, "percent_off": None, "valid_for_days": 30},
@@ -233,7 +238,7 @@ async def test_every_kind_of_remedy_can_be_proposed_from_the_cli(cli_env, stripe
         {"kind": "gift", "coupon_amount": None, "note": "a card from the team"},
         {"kind": "upgrade", "description": "the deluxe tent"},
     ]
-    half = await amends("incident", "propose", key, "--waive", "12.50", env=cli_env)
+    half = await invoke("incident", "propose", key, "--waive", "12.50", env=cli_env)
     assert half.code == 2 and "--waive and --invoice go together" in half.err
 
 

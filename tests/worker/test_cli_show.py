@@ -1,8 +1,9 @@
 """The ``amends`` CLI package: show renders every remedy kind, step commands come from the registry,
 validation errors name the option that fills the field, and ``amends dev`` says what it is doing.
 
-The ``amends`` commands run as subprocesses against the session's dev server
-(the helpers of test_cli.py); the generated commands are checked with click's
+The ``amends`` commands run in this process (``invoke``: click's CliRunner, the
+whole command tree) against the session's dev server; test_cli.py runs the
+same commands as real processes. The generated commands are checked with
 CliRunner on a group built from a registry with one more step.
 """
 
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 from pydantic import Field
 from rich.console import Console
 
-from tests.support.cli import amends, open_options, signed_in
+from tests.support.cli import invoke, open_options, signed_in
 from tests.support.factories import paid_intent
 from worker.cli import cli
 from worker.cli.custom_steps import propose
@@ -47,17 +48,17 @@ EVERY_KIND = [
 
 async def test_show_prints_a_line_for_every_kind_of_remedy(cli_env, stripe):
     key = f"order-{uuid.uuid4().hex[:8]}-late"
-    opened = await amends("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)
+    opened = await invoke("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)
     assert opened.code == 0, opened.err
     for args in (["apologise", key], ["needs", key, "--needs", "something for the trouble"]):
-        step = await amends("incident", *args, env=cli_env)
+        step = await invoke("incident", *args, env=cli_env)
         assert step.code == 0, f"{args}: {step.err}"
     options = [option for options, _ in EVERY_KIND for option in options]
-    proposed = await amends("incident", "propose", key, *options, "--coupon-days", "30",
+    proposed = await invoke("incident", "propose", key, *options, "--coupon-days", "30",
                             env=signed_in(cli_env, "Priya Shah", "manager"))
     assert proposed.code == 0, proposed.err
 
-    shown = await amends("incident", "show", key, env=cli_env)
+    shown = await invoke("incident", "show", key, env=cli_env)
     assert shown.code == 0, shown.err
     remedies = shown.out.split("\nRemedies\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert remedies[0] == "  #1 proposed: proposed by Priya Shah (manager)"
@@ -70,20 +71,20 @@ async def test_show_prints_a_line_for_every_kind_of_remedy(cli_env, stripe):
 
 async def test_a_validation_error_names_the_option_that_filled_the_field(cli_env):
     key = f"order-{uuid.uuid4().hex[:8]}"  # never opened: with --currency nothing is asked before validating
-    zero = await amends("incident", "propose", key, "--currency", "USD", "--coupon", "0", env=cli_env)
+    zero = await invoke("incident", "propose", key, "--currency", "USD", "--coupon", "0", env=cli_env)
     assert zero.code == 2, zero.err
     assert zero.err.startswith("invalid: items.0.coupon.amount_off.amount (--coupon): Input should be greater than 0")
 
-    gift = await amends("incident", "propose", key, "--currency", "USD", "--gift-coupon", "0", env=cli_env)
+    gift = await invoke("incident", "propose", key, "--currency", "USD", "--gift-coupon", "0", env=cli_env)
     assert gift.code == 2 and gift.err.startswith("invalid: items.0.gift.coupon_amount.amount (--gift-coupon): ")
 
-    nothing = await amends("incident", "propose", key, "--currency", "USD", env=cli_env)
+    nothing = await invoke("incident", "propose", key, "--currency", "USD", env=cli_env)
     assert nothing.code == 2
     assert nothing.err.startswith(
         "invalid: items (--refund/--coupon/--coupon-percent/--waive/--split-cost/--gift-coupon/--gift-note/"
         "--redo/--replacement/--late-delivery/--upgrade/--items-json): List should have at least 1 item")
 
-    words = await amends("incident", "propose", key, "--currency", "USD", "--coupon", "abc", env=cli_env)
+    words = await invoke("incident", "propose", key, "--currency", "USD", "--coupon", "abc", env=cli_env)
     assert words.code == 2 and "Invalid value for --coupon: 'abc' is not an amount like 80.00" in words.err
 
 
@@ -166,16 +167,16 @@ def test_amends_dev_prints_plain_lines_elsewhere(capsys, line):
 
 async def test_an_approval_states_its_total_as_a_decimal_and_a_wrong_one_is_refused(cli_env, stripe):
     key = f"order-{uuid.uuid4().hex[:8]}-late"
-    opened = await amends("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)
+    opened = await invoke("incident", "open", *open_options(key, await paid_intent(stripe, 8_000)), env=cli_env)
     assert opened.code == 0, opened.err
     for args in (["apologise", key], ["needs", key, "--needs", "my money back"],
                  ["propose", key, "--refund", "60.00"]):
-        step = await amends("incident", *args, env=cli_env)
+        step = await invoke("incident", *args, env=cli_env)
         assert step.code == 0, f"{args}: {step.err}"
     manager = signed_in(cli_env, "Marcus Webb", "manager")
-    wrong = await amends("incident", "approve", key, "--remedy", "1", "--total", "50.00", env=manager)
+    wrong = await invoke("incident", "approve", key, "--remedy", "1", "--total", "50.00", env=manager)
     assert wrong.code == 1 and "total: remedy #1 is worth 60.00 USD, not 50.00 USD" in wrong.err
-    bad = await amends("incident", "approve", key, "--remedy", "1", "--total", "60.001", env=manager)
+    bad = await invoke("incident", "approve", key, "--remedy", "1", "--total", "60.001", env=manager)
     assert bad.code == 2 and "--total" in bad.err
-    right = await amends("incident", "approve", key, "--remedy", "1", "--total", "60.00", env=manager)
+    right = await invoke("incident", "approve", key, "--remedy", "1", "--total", "60.00", env=manager)
     assert right.code == 0, right.err

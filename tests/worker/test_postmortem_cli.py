@@ -1,8 +1,9 @@
 """Reading incidents back through the ``amends`` CLI: the post-mortem, its actions, the export, the report.
 
-The commands run as subprocesses awaited with asyncio (the session's worker
-shares the event loop), against the session's dev server; the reporting
-functions are also checked alone, on snapshots built here.
+The commands run in this process (``invoke``: click's CliRunner, in a thread, as the session's worker
+shares the event loop), against the session's dev server; ``postmortem export`` and ``report`` also
+run once each as a real process (``amends``), whose standard output is what a shell redirects. The
+reporting functions are also checked alone, on snapshots built here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from tests.support.cli import amends, open_options, signed_in
+from tests.support.cli import amends, invoke, open_options, signed_in
 from tests.support.factories import AGENT, CUSTOMER, MANAGER, report
 from tests.support.identity import Amends
 from tests.support.policy import ALL_CALENDAR, policy
@@ -60,7 +61,7 @@ def today() -> date:
 
 
 async def shown(key: str, env: dict) -> Snapshot:
-    ran = await amends("incident", "show", key, "--json", env=env)
+    ran = await invoke("incident", "show", key, "--json", env=env)
     assert ran.code == 0, ran.err
     return Snapshot.model_validate_json(ran.out)
 
@@ -95,7 +96,7 @@ async def closed_by_client(client: AmendsClient, **overrides) -> str:
 
 async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cli_env, tmp_path):
     key = f"order-{uuid.uuid4().hex[:8]}-late"
-    opened = await amends("incident", "open", *open_options(key, "pi_unused"), env=cli_env)
+    opened = await invoke("incident", "open", *open_options(key, "pi_unused"), env=cli_env)
     assert opened.code == 0, opened.err
     customer = signed_in(cli_env, "Alex Rivera", "customer")
     for args, env in (
@@ -105,18 +106,18 @@ async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cl
         (["accept", key, "--remedy", "1", "--channel", "email"], customer),
         (["confirm", key, "remedy-1/item-1", "--note", "UPS 1Z999"], cli_env),
     ):
-        step = await amends("incident", *args, env=env)
+        step = await invoke("incident", *args, env=env)
         assert step.code == 0, f"{args}: {step.err}"
     await until(key, cli_env, lambda s: s.stage == Stage.FULFILLED)
-    assert (await amends("incident", "close", key, env=cli_env)).code == 0
+    assert (await invoke("incident", "close", key, env=cli_env)).code == 0
 
     # Before the post-mortem there is nothing to export.
-    early = await amends("postmortem", "export", key, env=cli_env)
+    early = await invoke("postmortem", "export", key, env=cli_env)
     assert early.code == 1 and early.out == ""
     assert early.err.startswith(f"refused: incident-{key} has no post-mortem yet (stage closed)")
 
     due1, due2 = today() + timedelta(days=14), today() + timedelta(days=45)
-    recorded = await amends(
+    recorded = await invoke(
         "incident", "postmortem", key,
         "--what", "the parcel left the warehouse with another order's label",
         "--category", "process",
@@ -131,11 +132,11 @@ async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cl
     assert recorded.code == 0, recorded.err
     assert recorded.out.split()[:2] == [f"incident-{key}", "postmortem_done"]
 
-    done = await amends("incident", "complete-action", key, "action-1", "--note", "PR 42 merged", env=cli_env)
+    done = await invoke("incident", "complete-action", key, "action-1", "--note", "PR 42 merged", env=cli_env)
     assert done.code == 0, done.err
-    again = await amends("incident", "complete-action", key, "action-1", env=cli_env)
+    again = await invoke("incident", "complete-action", key, "action-1", env=cli_env)
     assert again.code == 1 and again.err.startswith("refused: action_id: 'action-1' was completed on ")
-    unknown = await amends("incident", "complete-action", key, "action-9", env=cli_env)
+    unknown = await invoke("incident", "complete-action", key, "action-9", env=cli_env)
     assert unknown.code == 1 and "open actions: action-2" in unknown.err
 
     # What the server holds: the structured post-mortem and the actions' state.
@@ -149,7 +150,7 @@ async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cl
         ("action-2", "ops@example.com", "ops@example.com", due2, "open"),
     ]
 
-    text = (await amends("incident", "show", key, env=cli_env)).out
+    text = (await invoke("incident", "show", key, env=cli_env)).out
     assert "Phase          anniversary" in text
     assert "Root cause     process: labels are printed by hand, away from the order system" in text
     assert "Factor         capacity: peak season doubled the parcels per packer" in text
@@ -159,7 +160,7 @@ async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cl
                                                                   due2.isoformat(), "open"]
 
     out = tmp_path / "postmortem.md"
-    exported = await amends("postmortem", "export", key, "--out", str(out), env=cli_env)
+    exported = await invoke("postmortem", "export", key, "--out", str(out), env=cli_env)
     assert exported.code == 0, exported.err
     assert exported.out.strip() == str(out)
     md = out.read_text()
@@ -179,7 +180,7 @@ async def test_a_postmortem_recorded_followed_up_and_exported_through_the_cli(cl
     # The whole record crosses the continue-as-new, so the customer's needs are in the export too.
     assert timeline == ["detected", "apologise", "record_needs", "accept_remedy", "fulfil", "close",
                         "record_postmortem", "complete_action"]
-    # To stdout by default, the same document.
+    # To stdout by default, the same document (a real process: what `> file` would hold).
     printed = await amends("postmortem", "export", key, env=cli_env)
     assert printed.code == 0 and printed.out == md
 
@@ -191,7 +192,7 @@ async def test_a_postmortem_with_a_past_due_date_is_refused_by_the_validator(cli
     yesterday = today() - timedelta(days=1)
     options = ["--what", "a label mix-up", "--category", "tooling", "--root-cause", "no label scanner at packing",
                "--action", "buy scanners", "--owner", "ops@example.com"]
-    refused = await amends("incident", "postmortem", key, *options, "--due", yesterday.isoformat(), env=cli_env)
+    refused = await invoke("incident", "postmortem", key, *options, "--due", yesterday.isoformat(), env=cli_env)
     assert refused.code == 1, refused.err
     assert refused.err.startswith(
         f"refused: preventive_actions[0].due: {yesterday.isoformat()} is in the past; "
@@ -200,12 +201,12 @@ async def test_a_postmortem_with_a_past_due_date_is_refused_by_the_validator(cli
     assert after.stage == Stage.CLOSED and after.timeline == before.timeline
 
     # Mistakes the CLI catches before sending anything (exit 2), naming the option.
-    bad_date = await amends("incident", "postmortem", key, *options, "--due", "2030-02-30", env=cli_env)
+    bad_date = await invoke("incident", "postmortem", key, *options, "--due", "2030-02-30", env=cli_env)
     assert bad_date.code == 2 and bad_date.err.startswith("invalid: preventive_actions.0.due (--due): ")
-    unpaired = await amends("incident", "postmortem", key, *options, env=cli_env)
+    unpaired = await invoke("incident", "postmortem", key, *options, env=cli_env)
     assert unpaired.code == 2
     assert "--action, --owner and --due go together, in order: got 1 --action, 1 --owner and 0 --due" in unpaired.err
-    bad_factor = await amends("incident", "postmortem", key, *options, "--due", "2030-01-01", "--factor", "luck:x",
+    bad_factor = await invoke("incident", "postmortem", key, *options, "--due", "2030-01-01", "--factor", "luck:x",
                               env=cli_env)
     assert bad_factor.code == 2 and "KIND one of process, tooling" in bad_factor.err
 
@@ -225,7 +226,7 @@ async def test_report_counts_the_incidents_of_a_period(cli_env, dev_env, setting
         "IncidentRecovery", report(None), id=f"incident-stray-{uuid.uuid4().hex[:6]}", task_queue="nobody-polls-this")
     try:
         for _ in range(100):  # visibility trails the starts by a moment
-            ran = await amends("report", "--since", since.isoformat(), "--json", "--timeout", "6", env=cli_env)
+            ran = await invoke("report", "--since", since.isoformat(), "--json", "--timeout", "6", env=cli_env)
             assert ran.code == 0, ran.err
             summary = json.loads(ran.out)
             if summary["incidents"] >= 3 and summary["skipped"]:
@@ -242,20 +243,20 @@ async def test_report_counts_the_incidents_of_a_period(cli_env, dev_env, setting
     assert 2 * 3600 <= summary["median_time_to_apology_seconds"] < 2 * 3600 + 60
     assert summary["breached_deadlines"] == 0 and summary["skipped"] == 1
 
-    table = await amends("report", "--since", since.isoformat(), env=cli_env)
+    table = await amends("report", "--since", since.isoformat(), env=cli_env)  # a real process
     assert table.code == 0, table.err
     lines = table.out.splitlines()
     assert lines[0] == f"3 incidents since {since.isoformat()}"
     assert [line.split() for line in lines if line.startswith("  late")] == [["late", "delivery", "2"]]
     assert "median time to apology  2 h  (1 of 3 apologised)" in table.out
 
-    bad = await amends("report", "--since", "last tuesday", env=cli_env)
+    bad = await invoke("report", "--since", "last tuesday", env=cli_env)
     assert bad.code == 2 and "is not a date" in bad.err
 
 
 class CountQueries(Interceptor):
     """A worker interceptor: every query the worker's incidents answer (a query reaches the worker
-    that runs the incident, whoever asks: the CLI in its own process included)."""
+    that runs the incident, whoever asks: the CLI's own client included)."""
 
     def __init__(self) -> None:
         self.answered: list[str] = []
@@ -303,7 +304,7 @@ async def test_report_reads_visibility_and_queries_no_incident(cli_env, dev_env,
 
         queried_before = len(counter.answered)
         for _ in range(100):  # visibility trails the upserts by a moment
-            ran = await amends("report", "--since", since.isoformat(), "--json", env=cli_env)
+            ran = await invoke("report", "--since", since.isoformat(), "--json", env=cli_env)
             assert ran.code == 0, ran.err
             summary = json.loads(ran.out)
             if summary["by_stage"] == {"detected": 1, "apologised": 2, "postmortem_done": 1}:
@@ -334,7 +335,7 @@ async def test_report_reads_visibility_and_queries_no_incident(cli_env, dev_env,
                 old, Stage.DETECTED) if k in search.FILTERS and v is not None]))
         try:
             for _ in range(100):
-                ran = await amends("report", "--since", since.isoformat(), "--json", "--visibility-only", env=cli_env)
+                ran = await invoke("report", "--since", since.isoformat(), "--json", "--visibility-only", env=cli_env)
                 assert ran.code == 0, ran.err
                 summary = json.loads(ran.out)
                 if summary["incidents"] == 5:
@@ -344,10 +345,10 @@ async def test_report_reads_visibility_and_queries_no_incident(cli_env, dev_env,
             assert summary["breaches_unknown"] == 1 and summary["breached_deadlines"] == 1
             assert summary["by_root_cause_category"] == {"process": 1, NO_ROOT_CAUSE: 4}  # still at detected
             assert summary["queried"] == 0 and summary["apologised"] == 3
-            table = await amends("report", "--since", since.isoformat(), "--visibility-only", env=cli_env)
+            table = await invoke("report", "--since", since.isoformat(), "--visibility-only", env=cli_env)
             assert "breached deadlines      1  (not known for 1 incidents)" in table.out, table.out
 
-            ran = await amends("report", "--since", since.isoformat(), "--json", "--timeout", "6", env=cli_env)
+            ran = await invoke("report", "--since", since.isoformat(), "--json", "--timeout", "6", env=cli_env)
             summary = json.loads(ran.out)
             assert summary["queried"] == 1 and summary["skipped"] == 1 and summary["incidents"] == 4
             assert ran.err.startswith(f"warning: skipped {stray.id}: "), ran.err

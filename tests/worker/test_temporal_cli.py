@@ -4,7 +4,9 @@ Nothing Python-specific is used here: the workflow type, update and query
 names, and JSON shaped like the contracts' exported schema. Each step's JSON
 carries a credential bound to it, printed by ``amends token --incident
 --step --input`` (a backend would get one from its identity provider or
-sign it with its own key); who acts comes only from that credential.
+sign it with its own key; the first here by a process of its own, the rest
+by the same command in this process); who acts comes only from that
+credential.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ async def test_an_incident_driven_only_through_the_temporal_cli(dev_env, dev_wor
     await cli(dev_env, *start)  # a retried open: still one incident
     # Who acts is never the input's to say: a by beside a good credential is refused.
     apology = {"channel": "backend"}
-    cred = await credential(wid, "apologise", apology, backend)
+    cred = await credential(wid, "apologise", apology, backend, process=True)
     claimed = await update(dev_env, wid, "apologise", apology | {"credential": cred, "by": backend}, check=False)
     assert claimed.returncode != 0
     assert "by: who acts comes from the credential's verified claims" in claimed.stdout + claimed.stderr

@@ -110,10 +110,15 @@ async def test_a_corpus_of_bad_json_is_refused_field_by_field_by_client_and_cli(
             await handle.execute_update(step, doc)
         assert field in refusal(err.value), (step, doc)
         assert unwritten(before, await history_kinds(handle)), f"{step} wrote history: {field}"
-    for step, doc, field in CORPUS:
-        ran = await cli(dev_env, "workflow", "update", "execute", "--workflow-id", f"incident-{key}", "--name", step,
-                        "--input", json.dumps(doc), check=False)
+    lanes = asyncio.Semaphore(4)  # four `temporal` processes at a time, as backends would send them
+
+    async def by_cli(step: str, doc: object, field: str) -> None:
+        async with lanes:
+            ran = await cli(dev_env, "workflow", "update", "execute", "--workflow-id", f"incident-{key}",
+                            "--name", step, "--input", json.dumps(doc), check=False)
         assert ran.returncode != 0 and field in ran.stdout + ran.stderr, (step, doc, ran.stderr[-300:])
+
+    await asyncio.gather(*(by_cli(step, doc, field) for step, doc, field in CORPUS))
     assert unwritten(before, await history_kinds(handle))
     snap = await amends.apologise(key, ApologyInput(by=AGENT))
     assert snap.stage == Stage.APOLOGISED and "workflow_task_failed" not in await history_kinds(handle)
@@ -190,18 +195,25 @@ async def test_generated_opens_that_are_invalid_fail_at_once_and_never_burn_thei
         drawn.append(doc)
 
     collect()
+    invalid = []
     for doc in drawn:
         try:
-            IncidentReport.model_validate_json(json.dumps(doc))
-            continue  # valid: an ordinary open, tested elsewhere
+            IncidentReport.model_validate_json(json.dumps(doc))  # valid: an ordinary open, tested elsewhere
         except ValidationError:
-            pass
+            invalid.append(doc)
+    assert len(invalid) >= 30
+    lanes = asyncio.Semaphore(8)  # eight at a time, as a busy backend would open them: each its own incident
+
+    async def refused_then_opened(doc: object) -> None:
         key = f"gen-{uuid.uuid4().hex[:10]}"
-        handle = await dev_env.client.start_workflow(
-            "IncidentRecovery", doc, id=f"incident-{key}", task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-        )
-        with pytest.raises(WorkflowFailureError) as failed:
-            await handle.result()
-        refusal(failed.value)
-        await Amends(dev_env.client, settings.task_queue).open_incident(report(None, key=key))
+        async with lanes:
+            handle = await dev_env.client.start_workflow(
+                "IncidentRecovery", doc, id=f"incident-{key}", task_queue=settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            )
+            with pytest.raises(WorkflowFailureError) as failed:
+                await handle.result()
+            refusal(failed.value)
+            await Amends(dev_env.client, settings.task_queue).open_incident(report(None, key=key))
+
+    await asyncio.gather(*(refused_then_opened(doc) for doc in invalid))
