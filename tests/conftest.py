@@ -171,14 +171,20 @@ async def ts_worker(ts_env, settings):
 
 @pytest_asyncio.fixture(scope="session")
 async def dev_env():
-    """The dev server, with its HTTP API (``env.http_url``) for backends without an SDK."""
+    """The dev server, with its HTTP API (``env.http_url``) for backends without an SDK.
+
+    Its connections are not recycled during the session: by default the server closes each one after
+    five minutes (frontend.keepAliveMaxConnectionAge, plus a grace), and a call of the tests' own that
+    is on the session's connection then, beside the worker's polls, fails with "operation was
+    canceled" (the SDK retries its polls, not that), whichever test it happens to be."""
     http_port = free_port()
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
         data_converter=data_converter,
         search_attributes=search.ALL,
         dev_server_log_level="error",
-        dev_server_extra_args=["--http-port", str(http_port)],
+        dev_server_extra_args=["--http-port", str(http_port),
+                               "--dynamic-config-value", 'frontend.keepAliveMaxConnectionAge="24h"'],
     )
     env.http_url = f"http://127.0.0.1:{http_port}"  # type: ignore[attr-defined]
     yield env

@@ -56,6 +56,8 @@ class Amends(AmendsClient):
         # False: a step answers with its own StepResult, for tests whose incident cannot answer a query
         # meanwhile (a failing workflow task, a build being switched).
         self.read_back = read_back
+        # Runs seen in the anniversary phase: the last run of their incident, which continues as new no more.
+        self.anniversary_runs: set[str] = set()
 
     async def step(self, incident_key: str, name: str, step: StepInput,  # type: ignore[override]
                    update_id: str | None = None) -> Snapshot:
@@ -67,14 +69,21 @@ class Amends(AmendsClient):
         result = await super().step(incident_key, name, step, update_id)
         if not self.read_back:
             return result  # type: ignore[return-value]
-        if result.stage == Stage.POSTMORTEM_DONE and result.entry is not None:
+        if result.stage == Stage.POSTMORTEM_DONE and result.entry is not None and run not in self.anniversary_runs:
             # The incident continues as new into the anniversary run once what it sends has gone: read the
             # state there. A query that lands on the run as it closes hangs on the time-skipping server and
-            # holds its time still for good.
+            # holds its time still for good. (A step taken in the anniversary run, such as completing an
+            # action, is followed by no new run: waiting for one would only run out, ten seconds later.)
             for _ in range(200):
                 if await current_run(handle) != run:
                     break
                 await asyncio.sleep(0.05)
+        snap = await self._snapshot_after_step(incident_key)
+        if snap.phase == "anniversary":
+            self.anniversary_runs.add(await current_run(handle))
+        return snap
+
+    async def _snapshot_after_step(self, incident_key: str) -> Snapshot:
         for _ in range(20):
             try:
                 # Short: a query that lands just as the incident continues as new can hang on the
