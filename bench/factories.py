@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from workflows.inputs import Actor, IncidentReport, Role
+from workflows.inputs import Actor, IncidentReport, PostmortemInput, Role
 
 AGENT = Actor(name="Priya Shah", role=Role.AGENT)
 MANAGER = Actor(name="Marcus Webb", role=Role.MANAGER)
@@ -38,3 +41,24 @@ def report(payment_reference: str, key: str, amount: int = 8_000, currency: str 
         "owner": {"name": "Olga Brandt", "email": f"owner.{key}@example.com"},
         "staff_involved": ["Kevin Lomax", "Rita Moreno"],
     })
+
+
+def postmortem(root_cause_category: str = "process") -> PostmortemInput:
+    """The manager's post-mortem every benchmark incident ends with."""
+    return PostmortemInput(
+        what_happened="late", root_cause_category=root_cause_category, root_cause="no label check",
+        preventive_actions=[{"action": "check labels", "owner": {"name": "Ops", "email": "ops@example.com"},
+                             "due": date.today() + timedelta(days=30)}])
+
+
+async def until_fulfilled(stage: Callable[[], Awaitable[str]]) -> None:
+    """Poll ``stage()`` (a snapshot query's stage) until the remedy is fulfilled, as a backend would, for 30 s."""
+    for _ in range(600):
+        if await stage() == "fulfilled":
+            return
+        await asyncio.sleep(0.05)
+
+
+async def stage_of(client: Any, key: str) -> str:
+    """The incident's stage, from its snapshot (``client`` an ``AmendsClient``)."""
+    return str((await client.snapshot(key)).stage)

@@ -46,14 +46,14 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from activities.identity import IdentityConfig
-from bench.factories import AGENT, CUSTOMER, MANAGER, report
+from bench.factories import AGENT, CUSTOMER, MANAGER, postmortem, report, stage_of, until_fulfilled
 from bench.noop import noop_activities
 from worker.cli.reports import QUERY_CONCURRENCY, incident_rows, listed_incidents
 from worker.config import Settings
@@ -73,7 +73,6 @@ from workflows.inputs import (
     FulfilmentConfirmation,
     IncidentReport,
     NeedsInput,
-    PostmortemInput,
     RemedyProposal,
     Role,
 )
@@ -141,16 +140,9 @@ async def walk(as_: dict[Role, AmendsClient], key: str, n: int) -> None:
     await agent.propose_remedy(key, RemedyProposal(items=[{"kind": "replacement", "description": "a new tent"}]))
     await as_[Role.CUSTOMER].accept_remedy(key, AcceptInput(remedy=1))
     await agent.confirm_fulfilment(key, FulfilmentConfirmation(item_id="remedy-1/item-1"))
-    for _ in range(600):
-        if (await agent.snapshot(key)).stage == "fulfilled":
-            break
-        await asyncio.sleep(0.05)
+    await until_fulfilled(partial(stage_of, agent, key))
     await agent.close(key, CloseInput())
-    await as_[Role.MANAGER].record_postmortem(key, PostmortemInput(
-        what_happened="late", root_cause_category=("process", "tooling", "supplier")[n // 50 % 3],
-        root_cause="no label check",
-        preventive_actions=[{"action": "check labels", "owner": {"name": "Ops", "email": "ops@example.com"},
-                             "due": date.today() + timedelta(days=30)}]))
+    await as_[Role.MANAGER].record_postmortem(key, postmortem(("process", "tooling", "supplier")[n // 50 % 3]))
 
 
 async def query_path(client: Client, live: str) -> tuple[dict, int]:

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
@@ -27,7 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.identity import IdentityConfig
 from activities.notices import MailSettings
 from activities.payments import stripe_client
-from bench.factories import AGENT, CUSTOMER, MANAGER, paid_intent, report
+from bench.factories import AGENT, CUSTOMER, MANAGER, paid_intent, postmortem, report, stage_of, until_fulfilled
 from worker.config import Settings
 from worker.issuer import Issuer, KeyRing, identity_toml
 from worker.mailsink import start_sink
@@ -42,7 +42,6 @@ from workflows.inputs import (
     CloseInput,
     FulfilmentConfirmation,
     NeedsInput,
-    PostmortemInput,
     RemedyProposal,
     Role,
 )
@@ -68,15 +67,9 @@ async def one_incident(as_: dict[Role, AmendsClient], stripe, key: str) -> None:
         {"kind": "replacement", "description": "a new tent"}]))
     await as_[Role.CUSTOMER].accept_remedy(key, AcceptInput(remedy=1))
     await agent.confirm_fulfilment(key, FulfilmentConfirmation(item_id="remedy-1/item-2"))
-    for _ in range(600):
-        if (await agent.snapshot(key)).stage == "fulfilled":
-            break
-        await asyncio.sleep(0.05)
+    await until_fulfilled(partial(stage_of, agent, key))
     await agent.close(key, CloseInput())
-    await as_[Role.MANAGER].record_postmortem(key, PostmortemInput(
-        what_happened="late", root_cause_category="process", root_cause="no label check",
-        preventive_actions=[{"action": "check labels", "owner": {"name": "Ops", "email": "ops@example.com"},
-                             "due": date.today() + timedelta(days=30)}]))
+    await as_[Role.MANAGER].record_postmortem(key, postmortem())
 
 
 async def measure(pragmas: list[str], incidents: int, in_flight: int, stripe_url: str, smtp_port: int) -> float:

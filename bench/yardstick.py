@@ -38,7 +38,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ from activities.notices import MailSettings
 from activities.payments import stripe_client
 from activities.webhooks import DEV_WEBHOOK_SECRET, WebhookSettings, local_urls
 from bench.bare import BareAnswer, BareIncident, BareReport, BareStep, bare_noop
-from bench.factories import AGENT, CUSTOMER, MANAGER, paid_intent, report
+from bench.factories import AGENT, CUSTOMER, MANAGER, paid_intent, postmortem, report, stage_of, until_fulfilled
 from bench.noop import noop_activities
 from worker.config import Settings
 from worker.issuer import Issuer, identity_toml
@@ -73,7 +72,6 @@ from workflows.inputs import (
     DeclineInput,
     FulfilmentConfirmation,
     NeedsInput,
-    PostmortemInput,
     RemedyProposal,
     Role,
 )
@@ -134,11 +132,8 @@ class Timed:
         return result
 
 
-def postmortem() -> PostmortemInput:
-    return PostmortemInput(
-        what_happened="late", root_cause_category="process", root_cause="no label check",
-        preventive_actions=[{"action": "check labels", "owner": {"name": "Ops", "email": "ops@example.com"},
-                             "due": date.today() + timedelta(days=30)}])
+async def bare_stage(handle: Any) -> str:
+    return str((await handle.query(BareIncident.snapshot)).stage)
 
 
 async def amends_incident(as_: dict[Role, AmendsClient], key: str, payment: str, t: Timed, cycles: int = 0) -> None:
@@ -156,10 +151,7 @@ async def amends_incident(as_: dict[Role, AmendsClient], key: str, payment: str,
     await t(lambda: agent.propose_remedy(key, RemedyProposal(items=items)))
     await t(lambda: customer.accept_remedy(key, AcceptInput(remedy=cycles + 1)))
     await t(lambda: agent.confirm_fulfilment(key, FulfilmentConfirmation(item_id=f"remedy-{cycles + 1}/item-2")))
-    for _ in range(600):
-        if (await agent.snapshot(key)).stage == "fulfilled":
-            break
-        await asyncio.sleep(0.05)
+    await until_fulfilled(partial(stage_of, agent, key))
     await t(lambda: agent.close(key, CloseInput()))
     await t(lambda: as_[Role.MANAGER].record_postmortem(key, postmortem()))
 
@@ -174,10 +166,7 @@ async def bare_incident(client: Client, task_queue: str, key: str, t: Timed) -> 
     handle = await start.workflow_handle()
     for name in ("apologise", "record_needs", "propose_remedy", "accept_remedy", "confirm_fulfilment"):
         await t(partial(handle.execute_update, name, BareStep(note=name), result_type=BareAnswer))
-    for _ in range(600):
-        if (await handle.query(BareIncident.snapshot)).stage == "fulfilled":
-            break
-        await asyncio.sleep(0.05)
+    await until_fulfilled(partial(bare_stage, handle))
     for name in ("close", "record_postmortem"):
         await t(partial(handle.execute_update, name, BareStep(note=name), result_type=BareAnswer))
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from workflows.formatting import duration, money, utc
 from workflows.inputs import SystemCondition
 from workflows.names import name_pattern
-from workflows.search import seconds_to_apology
+from workflows.search import apologised_at, seconds_to_apology
 from workflows.snapshot import Snapshot
 from workflows.stages import Stage
 
@@ -46,10 +46,6 @@ class NoPostmortem(ValueError):
 
 
 # ================================================================ small facts of one incident
-
-
-def apologised_at(snap: Snapshot) -> datetime | None:
-    return next((e.at for e in snap.timeline if e.step == "apologise"), None)
 
 
 def time_to_apology(snap: Snapshot) -> timedelta | None:

@@ -51,9 +51,14 @@ class _Timeline(Protocol):
     def timeline(self) -> Sequence[Any]: ...
 
 
+def apologised_at(incident: _Timeline) -> datetime | None:
+    """When the customer was first apologised to; None while they wait for it."""
+    return next((e.at for e in incident.timeline if e.step == "apologise"), None)
+
+
 def seconds_to_apology(incident: _Timeline) -> int | None:
     """Whole seconds from detection to the first apology; None while the customer waits for one."""
-    at = next((e.at for e in incident.timeline if e.step == "apologise"), None)
+    at = apologised_at(incident)
     return None if at is None else (at - incident.report.detected_at) // timedelta(seconds=1)
 
 
